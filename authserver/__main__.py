@@ -1,0 +1,5 @@
+"""`python -m authserver` runs the operator CLI."""
+
+from authserver.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""Operator actions (the CLI's work): validate input, then call the same store functions the
+server uses. Each raises `AdminError` with a one-line message on bad input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from authserver.clients import (
+    DEFAULT_GRANT_TYPES,
+    GRANT_TYPES,
+    new_client_id,
+    new_client_secret,
+)
+from authserver.models import Client, User
+from authserver.passwords import Passwords, check_new_password
+from authserver.settings import SCOPE_TOKEN, Settings
+from authserver.store import clients as client_store
+from authserver.store import users as user_store
+from authserver.store.db import Database
+from authserver.tokens import token_digest
+
+USERNAME = re.compile(r"^[^\x00-\x20\x7f]{1,255}$")  # no whitespace or control characters
+
+
+class AdminError(Exception):
+    """Bad operator input; the message is one line."""
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client: Client
+    secret: str | None  # shown once, never stored
+
+
+async def create_user(
+    db: Database, passwords: Passwords, username: str, password: str, now: datetime
+) -> User:
+    if not USERNAME.match(username):
+        raise AdminError("username must be 1-255 characters, without spaces or control characters")
+    problem = check_new_password(password)
+    if problem:
+        raise AdminError(problem)
+    try:
+        return await user_store.create_user(db, username, await passwords.hash(password), now)
+    except user_store.UserExists:
+        raise AdminError(f"user {username!r} already exists") from None
+
+
+async def set_password(
+    db: Database, passwords: Passwords, username: str, password: str, now: datetime
+) -> User:
+    problem = check_new_password(password)
+    if problem:
+        raise AdminError(problem)
+    user = await user_store.set_password(db, username, await passwords.hash(password), now)
+    if user is None:
+        raise AdminError(f"no such user: {username!r}")
+    return user
+
+
+async def disable_user(db: Database, username: str, now: datetime) -> User:
+    user = await user_store.disable_user(db, username, now)
+    if user is None:
+        raise AdminError(f"no such user: {username!r}")
+    return user
+
+
+async def create_client(
+    db: Database,
+    settings: Settings,
+    *,
+    name: str,
+    public: bool,
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    can_introspect: bool,
+    access_token_ttl: int | None,
+    now: datetime,
+) -> NewClient:
+    grants = tuple(dict.fromkeys(grant_types or DEFAULT_GRANT_TYPES))
+    _check_client(settings, name, public, grants, scopes, audiences, access_token_ttl)
+    secret = None if public else new_client_secret()
+    client = Client(
+        client_id=new_client_id(),
+        name=name,
+        secret_hash=None if secret is None else token_digest(secret),
+        grant_types=frozenset(grants),
+        scopes=tuple(dict.fromkeys(scopes)),
+        audiences=tuple(dict.fromkeys(audiences)),
+        can_introspect=can_introspect,
+        access_token_ttl=access_token_ttl,
+        created_at=now,
+    )
+    await client_store.create_client(db, client)
+    return NewClient(client, secret)
+
+
+def _check_client(
+    settings: Settings,
+    name: str,
+    public: bool,
+    grants: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    access_token_ttl: int | None,
+) -> None:
+    if not name.strip() or len(name) > 255 or not name.isprintable():
+        raise AdminError("client name must be 1-255 printable characters")
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise AdminError(f"unknown grant {grant!r}; choose from {', '.join(GRANT_TYPES)}")
+    if public and "client_credentials" in grants:
+        raise AdminError("a public client cannot use the client_credentials grant")
+    for scope in scopes:
+        if not SCOPE_TOKEN.match(scope):
+            raise AdminError(f"{scope!r} is not a valid scope (RFC 6749 §3.3)")
+        if settings.scopes and scope not in settings.scopes:
+            raise AdminError(f"scope {scope!r} is not one of the configured SCOPES")
+    for audience in audiences:
+        if not audience or not SCOPE_TOKEN.match(audience):
+            raise AdminError(f"{audience!r} is not a valid audience (no spaces or quotes)")
+    if access_token_ttl is not None and not 1 <= access_token_ttl <= settings.access_token_ttl:
+        raise AdminError(
+            f"access token TTL must be between 1 and ACCESS_TOKEN_TTL ({settings.access_token_ttl})"
+        )
+
+
+async def delete_client(db: Database, client_id: str) -> None:
+    if not await client_store.delete_client(db, client_id):
+        raise AdminError(f"no such client: {client_id!r}")

@@ -1,0 +1,95 @@
+"""Client authentication (RFC 6749 §2.3) and what each client may do (grants, scopes, audience)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from authserver.errors import invalid_client, invalid_scope
+from authserver.models import Client
+from authserver.settings import SCOPE_TOKEN, Settings
+from authserver.store import clients as client_store
+from authserver.store.db import Database
+from authserver.tokens import token_digest
+
+GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+DEFAULT_GRANT_TYPES = ("password", "refresh_token")
+_DUMMY_DIGEST = token_digest("authserver dummy client secret")
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What the request presented: from HTTP Basic, or from the form body."""
+
+    client_id: str | None
+    secret: str | None
+
+
+def new_client_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def new_client_secret() -> str:
+    """256 bits from the OS CSPRNG; only its digest is stored."""
+    return secrets.token_urlsafe(32)
+
+
+async def authenticate_client(db: Database, presented: ClientCredentials) -> Client:
+    """Return the client the request authenticates as, or raise invalid_client (401).
+
+    Confidential clients must present their secret (client_secret_basic or client_secret_post);
+    public clients (auth method "none") present only their client_id. The digest comparison runs
+    in constant time, against a dummy digest when the client is unknown.
+    """
+    if not presented.client_id:
+        raise invalid_client()
+    client = await client_store.get_client(db, presented.client_id)
+    if client is None:
+        hmac.compare_digest(_DUMMY_DIGEST, token_digest(presented.secret or ""))
+        raise invalid_client()
+    if client.is_public:
+        if presented.secret:  # a public client has no secret to present
+            raise invalid_client()
+        return client
+    if presented.secret is None:
+        raise invalid_client()
+    assert client.secret_hash is not None
+    if not hmac.compare_digest(client.secret_hash, token_digest(presented.secret)):
+        raise invalid_client()
+    return client
+
+
+def allowed_scopes(client: Client, settings: Settings) -> tuple[str, ...]:
+    """The client's scopes, limited to SCOPES when the server declares any."""
+    if not settings.scopes:
+        return client.scopes
+    known = set(settings.scopes)
+    return tuple(scope for scope in client.scopes if scope in known)
+
+
+def parse_scope(value: str) -> list[str]:
+    """RFC 6749 §3.3: space-delimited scope tokens; malformed → invalid_scope."""
+    tokens = value.split(" ")
+    if not all(SCOPE_TOKEN.match(token) for token in tokens):
+        raise invalid_scope("The scope parameter is malformed.")
+    return list(dict.fromkeys(tokens))
+
+
+def grant_scope(requested: str | None, allowed: Sequence[str]) -> str:
+    """The scope to grant: all of `allowed` by default, else the requested subset of it."""
+    if requested is None:
+        return " ".join(allowed)
+    tokens = parse_scope(requested)
+    if not set(tokens) <= set(allowed):
+        raise invalid_scope("The requested scope is not allowed.")
+    return " ".join(tokens)
+
+
+def audiences(client: Client, settings: Settings) -> tuple[str, ...]:
+    return client.audiences or (settings.audience,)
+
+
+def access_token_ttl(client: Client, settings: Settings) -> int:
+    return client.access_token_ttl or settings.access_token_ttl

@@ -1,0 +1,21 @@
+"""One async function per grant type (RFC 6749 §4.3, §4.4, §6), looked up by `grant_type`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from authserver.grants.base import GrantRequest, TokenResponse
+from authserver.grants.client_credentials import client_credentials_grant
+from authserver.grants.password import password_grant
+from authserver.grants.refresh_token import refresh_token_grant
+from authserver.services import Services
+
+Grant = Callable[[Services, GrantRequest], Awaitable[TokenResponse]]
+
+GRANTS: dict[str, Grant] = {
+    "password": password_grant,
+    "refresh_token": refresh_token_grant,
+    "client_credentials": client_credentials_grant,
+}
+
+__all__ = ["GRANTS", "Grant", "GrantRequest", "TokenResponse"]

@@ -1,0 +1,75 @@
+"""RFC 6749 §4.3: the resource owner password credentials grant."""
+
+from __future__ import annotations
+
+import time
+
+from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
+from authserver.errors import invalid_grant, invalid_request, too_many_attempts
+from authserver.grants.base import GrantRequest, TokenResponse
+from authserver.lockout import retry_after
+from authserver.services import Services
+from authserver.store import login_failures, refresh, users
+from authserver.tokens import issue_access_token, new_refresh_token, token_digest
+
+MAX_USERNAME_LENGTH = 255
+BAD_CREDENTIALS = "Invalid username or password."
+
+
+async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
+    """§4.3.2: check the credentials, then issue an access token and, if the client may use
+    the refresh_token grant, a refresh token that starts a new family (the login).
+
+    Unknown user, wrong password and disabled user give the same answer after the same argon2
+    work, and all count as failures for the username's and the IP's login limits.
+    """
+    username = req.required("username")
+    password = req.required("password")
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise invalid_request("The username parameter is too long.")
+    client, settings, db = req.client, svc.settings, svc.db
+    scope = grant_scope(req.optional("scope"), allowed_scopes(client, settings))
+
+    user_failures, ip_failures = await login_failures.current_failures(db, username, req.client_ip)
+    wait = retry_after(user_failures, ip_failures, svc.lockout, req.now)
+    if wait is not None:
+        raise too_many_attempts(wait)
+
+    user = await users.get_user(db, username)
+    started = time.perf_counter()
+    valid = await svc.passwords.verify(user.password_hash if user else None, password)
+    svc.metrics.password_hash_seconds.observe(time.perf_counter() - started)
+    if user is None or not valid or user.disabled:
+        await login_failures.record_failure(db, username, req.client_ip, svc.lockout, req.now)
+        raise invalid_grant(BAD_CREDENTIALS)
+
+    if user_failures is not None:
+        await login_failures.clear_user_failures(db, username)
+    if svc.passwords.needs_rehash(user.password_hash):
+        new_hash = await svc.passwords.hash(password)
+        await users.rehash_password(db, user.id, user.password_hash, new_hash)
+
+    refresh_token = new_refresh_token() if "refresh_token" in client.grant_types else None
+    family = await refresh.start_family(
+        db,
+        user_id=user.id,
+        client_id=client.client_id,
+        scope=scope,
+        token_hash=None if refresh_token is None else token_digest(refresh_token),
+        now=req.now,
+        token_ttl=settings.refresh_token_ttl,
+        family_max_age=settings.refresh_family_max_age,
+    )
+    ttl = access_token_ttl(client, settings)
+    access_token = issue_access_token(
+        svc.keys,
+        issuer=settings.issuer,
+        subject=str(user.id),
+        audiences=audiences(client, settings),
+        client_id=client.client_id,
+        scope=scope,
+        now=req.now,
+        ttl=ttl,
+        family_id=family.family_id,
+    )
+    return TokenResponse(access_token, ttl, scope, refresh_token)

@@ -1,0 +1,106 @@
+"""RFC 6749 §6: the refresh_token grant, with rotation and reuse detection (RFC 9700 §4.14.2)."""
+
+from __future__ import annotations
+
+import logging
+
+from authserver.clients import access_token_ttl, audiences, parse_scope
+from authserver.errors import invalid_grant, invalid_scope
+from authserver.grants.base import GrantRequest, TokenResponse
+from authserver.services import Services
+from authserver.store import refresh
+from authserver.tokens import issue_access_token, new_refresh_token, token_digest
+
+log = logging.getLogger("authserver.refresh")
+
+INVALID_REFRESH_TOKEN = "The refresh token is invalid, expired or revoked."  # noqa: S105
+
+
+async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse:
+    """Every use rotates: the presented token is used up and a successor issued, in one atomic
+    statement. A narrower `scope` narrows the access token only; the successor keeps the login's
+    scope (§6). A failed refresh (invalid_scope, invalid_client) does not use the token up.
+    """
+    presented_hash = token_digest(req.required("refresh_token"))
+    requested = req.optional("scope")
+    if requested is not None:
+        await _check_narrowing(svc, req, presented_hash, parse_scope(requested))
+
+    successor = new_refresh_token()
+    grant = await refresh.rotate(
+        svc.db,
+        old_hash=presented_hash,
+        new_hash=token_digest(successor),
+        client_id=req.client.client_id,
+        now=req.now,
+        token_ttl=svc.settings.refresh_token_ttl,
+    )
+    if grant is None:
+        await _explain_refusal(svc, req, presented_hash)
+        raise invalid_grant(INVALID_REFRESH_TOKEN)
+
+    scope = " ".join(parse_scope(requested)) if requested is not None else grant.scope
+    ttl = access_token_ttl(req.client, svc.settings)
+    access_token = issue_access_token(
+        svc.keys,
+        issuer=svc.settings.issuer,
+        subject=str(grant.user_id),
+        audiences=audiences(req.client, svc.settings),
+        client_id=req.client.client_id,
+        scope=scope,
+        now=req.now,
+        ttl=ttl,
+        family_id=grant.family_id,
+    )
+    return TokenResponse(access_token, ttl, scope, successor)
+
+
+async def _check_narrowing(
+    svc: Services, req: GrantRequest, presented_hash: bytes, requested: list[str]
+) -> None:
+    """§6: the requested scope must not include any scope not originally granted.
+
+    Checked before the rotation so an invalid_scope answer leaves the token usable. Tokens that
+    are not this client's, or already used, are left to the rotation to refuse (and, for reuse,
+    to revoke their family).
+    """
+    record = await refresh.find_token(svc.db, presented_hash)
+    if record is None or record.client_id != req.client.client_id or record.rotated_at:
+        return
+    if not set(requested) <= set(record.scope.split()):
+        raise invalid_scope("The requested scope exceeds the scope originally granted.")
+
+
+async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: bytes) -> None:
+    """Work out why a token could not be rotated; on reuse, revoke its family.
+
+    The answer to the client is the same invalid_grant whatever the reason.
+    """
+    record = await refresh.find_token(svc.db, presented_hash)
+    if record is None:
+        return
+    if record.client_id != req.client.client_id:
+        log.warning(
+            "refresh token of another client presented",
+            extra={
+                "family_id": str(record.family_id),
+                "client_id": req.client.client_id,
+                "owner_client_id": record.client_id,
+                "client_ip": req.client_ip,
+            },
+        )
+        return
+    if record.rotated_at is not None:
+        svc.metrics.refresh_reuse.inc()
+        revoked = await refresh.revoke_family(
+            svc.db, record.family_id, reason="reuse_detected", now=req.now
+        )
+        log.warning(
+            "refresh token reuse detected; family revoked",
+            extra={
+                "family_id": str(record.family_id),
+                "client_id": req.client.client_id,
+                "client_ip": req.client_ip,
+                "newly_revoked": revoked,
+            },
+        )

@@ -1,0 +1,48 @@
+"""GET /.well-known/jwks.json (RFC 7517) and the server metadata (RFC 8414 §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authserver.grants import GRANTS
+from authserver.services import Services
+from authserver.store.clients import all_client_scopes
+
+
+async def jwks_endpoint(request: Request) -> Response:
+    """The prepared bytes of the current KeyRing: no work per request."""
+    svc: Services = request.app.state.services
+    return Response(
+        svc.keys.jwks,
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={svc.settings.jwks_max_age}"},
+    )
+
+
+async def metadata_endpoint(request: Request) -> Response:
+    svc: Services = request.app.state.services
+    scopes = svc.settings.scopes or await all_client_scopes(svc.db)
+    return JSONResponse(server_metadata(svc.settings.issuer, scopes))
+
+
+def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "grant_types_supported": list(GRANTS),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "scopes_supported": scopes,
+        "response_types_supported": [],  # there is no authorization endpoint
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "subject_types_supported": ["public"],
+    }

@@ -1,0 +1,45 @@
+"""JSON responses, and the mapping of every failure to an RFC 6749 §5.2-style error body."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authserver.errors import NO_STORE, OAuthError, temporarily_unavailable
+from authserver.store.db import DATABASE_UNAVAILABLE
+
+log = logging.getLogger("authserver.http")
+
+
+def error_response(error: OAuthError) -> JSONResponse:
+    return JSONResponse(error.body(), error.status, headers={**NO_STORE, **error.headers})
+
+
+async def oauth_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    return error_response(exc)
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> Response:
+    """404, 405 and friends from the router, as JSON."""
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    body = {"error": codes.get(exc.status_code, "invalid_request"), "error_description": exc.detail}
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
+
+
+async def database_error_handler(_request: Request, exc: Exception) -> Response:
+    log.error("database unavailable: %s", exc.__class__.__name__)
+    return error_response(temporarily_unavailable())
+
+
+async def server_error_handler(_request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback here, never shown to the client."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return await database_error_handler(_request, exc)
+    log.exception("unhandled error", exc_info=exc)
+    body = {"error": "server_error", "error_description": "The server encountered an error."}
+    return JSONResponse(body, 500, headers=NO_STORE)

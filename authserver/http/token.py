@@ -1,0 +1,49 @@
+"""POST /token (RFC 6749 §3.2): parse → authenticate the client → dispatch the grant → render."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authserver.clients import authenticate_client
+from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
+from authserver.grants import GRANTS, GrantRequest
+from authserver.http.forms import client_credentials, read_form
+from authserver.http.responses import error_response
+from authserver.services import Services
+from authserver.store.db import DATABASE_UNAVAILABLE
+
+
+async def token_endpoint(request: Request) -> Response:
+    svc: Services = request.app.state.services
+    started = time.perf_counter()
+    grant_type = "invalid"
+    try:
+        params = await read_form(request)
+        requested_grant = params.get("grant_type")
+        if requested_grant is None:
+            raise invalid_request("The grant_type parameter is missing.")
+        if requested_grant in GRANTS:
+            grant_type = requested_grant
+        client = await authenticate_client(svc.db, client_credentials(request.headers, params))
+        grant = GRANTS.get(requested_grant)
+        if grant is None:
+            raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
+        if requested_grant not in client.grant_types:
+            raise OAuthError("unauthorized_client", "The client may not use this grant type.")
+        client_ip = request.client.host if request.client else "unknown"
+        result = await grant(svc, GrantRequest(client, params, client_ip, datetime.now(UTC)))
+        outcome = "success"
+        response: Response = JSONResponse(result.body(), headers=NO_STORE)
+    except OAuthError as error:
+        outcome = error.error
+        response = error_response(error)
+    except DATABASE_UNAVAILABLE:
+        outcome = "temporarily_unavailable"
+        response = error_response(temporarily_unavailable())
+    svc.metrics.token_requests.labels(grant_type, outcome).inc()
+    svc.metrics.token_duration.labels(grant_type).observe(time.perf_counter() - started)
+    return response

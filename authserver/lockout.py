@@ -1,0 +1,86 @@
+"""Brute-force limits on the password grant (SPEC "Login limits"), as pure state transitions.
+
+Per username (known or not): the `max_failures`-th consecutive failure still answers
+invalid_grant and locks the name for `lock_seconds`; while locked every attempt, right password
+included, answers 429. After a lock, the next failure locks again for twice as long (capped at
+`lock_max_seconds`). A success resets everything.
+
+Per client IP: `ip_max_failures` failures within a fixed window of `ip_window_seconds` block
+further attempts from that IP until the window ends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from authserver.settings import Settings
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    max_failures: int = 10
+    lock_seconds: int = 60
+    lock_max_seconds: int = 900
+    ip_max_failures: int = 100
+    ip_window_seconds: int = 900
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LockoutPolicy:
+        return cls(
+            settings.login_max_failures,
+            settings.login_lock_seconds,
+            settings.login_lock_max_seconds,
+            settings.login_ip_max_failures,
+            settings.login_ip_window_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class UserFailures:
+    failures: int
+    last_failure_at: datetime
+    locked_until: datetime | None
+    lock_seconds: int  # length of the last lock; 0 = never locked since the last success
+
+
+@dataclass(frozen=True)
+class IpFailures:
+    window_started_at: datetime
+    failures: int
+
+
+def user_after_failure(
+    state: UserFailures | None, policy: LockoutPolicy, now: datetime
+) -> UserFailures:
+    if state is not None and state.lock_seconds > 0:
+        lock = min(state.lock_seconds * 2, policy.lock_max_seconds)
+        return UserFailures(state.failures + 1, now, now + timedelta(seconds=lock), lock)
+    failures = 1 if state is None else state.failures + 1
+    if failures >= policy.max_failures:
+        lock = min(policy.lock_seconds, policy.lock_max_seconds)
+        return UserFailures(failures, now, now + timedelta(seconds=lock), lock)
+    return UserFailures(failures, now, None, 0)
+
+
+def ip_after_failure(state: IpFailures | None, policy: LockoutPolicy, now: datetime) -> IpFailures:
+    if state is None or now >= state.window_started_at + timedelta(
+        seconds=policy.ip_window_seconds
+    ):
+        return IpFailures(now, 1)
+    return IpFailures(state.window_started_at, state.failures + 1)
+
+
+def retry_after(
+    user: UserFailures | None, ip: IpFailures | None, policy: LockoutPolicy, now: datetime
+) -> int | None:
+    """Whole seconds until an attempt may be made, or None if it may be made now."""
+    waits: list[float] = []
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        waits.append((user.locked_until - now).total_seconds())
+    if ip is not None and ip.failures >= policy.ip_max_failures:
+        window_end = ip.window_started_at + timedelta(seconds=policy.ip_window_seconds)
+        if window_end > now:
+            waits.append((window_end - now).total_seconds())
+    return max(1, math.ceil(max(waits))) if waits else None

@@ -1,0 +1,23 @@
+"""What a request handler needs, built once per app by `create_app` (no module-level state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authserver.keys import KeyRing
+from authserver.lockout import LockoutPolicy
+from authserver.metrics import Metrics
+from authserver.passwords import Passwords
+from authserver.settings import Settings
+from authserver.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    passwords: Passwords
+    lockout: LockoutPolicy
+    kek: bytes
+    keys: KeyRing  # replaced (never mutated) when the key poller sees a change
+    metrics: Metrics

@@ -1,0 +1,117 @@
+"""The engine and the two ways the rest of `store/` talks to it: one transaction, or one statement.
+
+PostgreSQL: single statements run in autocommit mode (no BEGIN/COMMIT round trips); multi-statement
+work runs in a READ COMMITTED transaction whose conditional UPDATEs make it race-free.
+
+SQLite (the embedded default): WAL, foreign keys on, a 5 s busy timeout, one pooled connection per
+process, and every transaction opened with BEGIN IMMEDIATE so two processes never deadlock
+upgrading a read lock to a write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from authserver.settings import Settings
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    is_sqlite: bool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Several statements that commit together (or not at all)."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for work that is one statement: committed as soon as it ran."""
+        if self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """Create the engine for `settings.database_url` (no connection is made yet)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return Database(_sqlite_engine(url.database), is_sqlite=True)
+    engine = create_async_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.database_connect_timeout,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": settings.database_connect_timeout,
+            "command_timeout": 30,
+            "server_settings": {"application_name": "authserver"},
+        },
+    )
+    return Database(engine, is_sqlite=False)
+
+
+def _sqlite_engine(database: str | None) -> AsyncEngine:
+    memory = not database or database == ":memory:"
+    if not memory:
+        assert database is not None
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = (
+        {"poolclass": StaticPool}
+        if memory
+        else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30}
+    )
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{database or ':memory:'}",
+        connect_args={"timeout": 5, "isolation_level": None},
+        **kwargs,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+# Failures that mean "the database cannot be reached right now" (answered 503, not 500).
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # pool checkout
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)

@@ -1,0 +1,193 @@
+"""The schema, as SQLAlchemy Core tables (the queries in `store/` use Core, not ORM objects).
+
+Alembic revisions under `migrations/` create exactly this; a test compares the two.
+Every timestamp is stored as UTC (`UTCDateTime`), on SQLite as well as PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    SQLite drops offsets and returns naive values; this stores UTC and re-attaches it on read, so
+    comparisons never mix naive and aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    # SHA-256 of the server-generated secret; NULL for a public client.
+    Column("secret_hash", LargeBinary(32), nullable=True),
+    Column("grant_types", Text, nullable=False),  # space-separated
+    Column("scopes", Text, nullable=False),  # space-separated
+    Column("audiences", Text, nullable=False, server_default=""),  # space-separated, "" = default
+    Column("can_introspect", Boolean, nullable=False, server_default=text("false")),
+    Column("access_token_ttl", Integer, nullable=True),  # NULL = ACCESS_TOKEN_TTL
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per password login: the refresh-token family (`sid` of its access tokens).
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("scope", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # REFRESH_FAMILY_MAX_AGE from the login
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Index("ix_refresh_families_user_id", "user_id"),
+    Index("ix_refresh_families_client_id", "client_id"),
+)
+
+# One row per refresh token ever issued. The token itself is never stored, only its SHA-256.
+# user_id, client_id, scope and family_expires_at copy the family's (immutable) values so the
+# rotation statement can return everything it needs without a join (SQLite's RETURNING cannot
+# reference joined tables).
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column(
+        "family_id",
+        Uuid,
+        ForeignKey("refresh_families.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("parent_id", Uuid, nullable=True),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("family_expires_at", UTCDateTime, nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
+)
+
+KEY_STATES = ("next", "current", "retired", "revoked")
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),  # RFC 7638 thumbprint
+    Column("state", String(16), nullable=False),
+    Column("alg", String(16), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("public_jwk", Text, nullable=False),  # JSON, public members only
+    Column("private_key", LargeBinary, nullable=False),  # AES-256-GCM: nonce || ciphertext
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime, nullable=True),
+    Column("retired_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    CheckConstraint("state IN ('next', 'current', 'retired', 'revoked')", name="state"),
+    # The database, not only the code, guarantees one `current` and one `next` key.
+    Index(
+        "uq_signing_keys_one_current",
+        "state",
+        unique=True,
+        sqlite_where=text("state = 'current'"),
+        postgresql_where=text("state = 'current'"),
+    ),
+    Index(
+        "uq_signing_keys_one_next",
+        "state",
+        unique=True,
+        sqlite_where=text("state = 'next'"),
+        postgresql_where=text("state = 'next'"),
+    ),
+)
+
+# Brute-force limits on the password grant (SPEC "Login limits"): kept in the database so every
+# serving process enforces the same limit.
+login_user_failures = Table(
+    "login_user_failures",
+    metadata,
+    Column("username", String(255), primary_key=True),  # need not be an existing user
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("lock_seconds", Integer, nullable=False, server_default=text("0")),
+)
+
+login_ip_failures = Table(
+    "login_ip_failures",
+    metadata,
+    Column("ip", String(64), primary_key=True),
+    Column("window_started_at", UTCDateTime, nullable=False),
+    Column("failures", Integer, nullable=False),
+)
