@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -36,13 +36,19 @@ from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
 log = logging.getLogger("authserver")
 
 
-def create_app(settings: Settings) -> Starlette:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Starlette:
+    """The application; `clock` is injectable so tests can move time forward."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = open_database(settings)
         try:
             kek = load_kek(settings)
-            now = datetime.now(UTC)
+            now = clock()
             await ensure_signing_keys(db, settings, kek, now)
             services = Services(
                 settings=settings,
@@ -52,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
                 kek=kek,
                 keys=await load_key_ring(db, settings, kek, now),
                 metrics=make_metrics(),
+                clock=clock,
             )
             app.state.services = services
             poller = asyncio.create_task(_poll_keys(services), name="authserver-key-poller")
@@ -103,7 +110,7 @@ async def _reload_keys_if_changed(svc: Services, db: Database) -> None:
     states = await key_store.key_states(db)
     has_retired = any(state == "retired" for _kid, state in states)
     if states != svc.keys.states or has_retired:  # retired keys age out of the JWKS
-        svc.keys = await load_key_ring(db, svc.settings, svc.kek, datetime.now(UTC))
+        svc.keys = await load_key_ring(db, svc.settings, svc.kek, svc.clock())
 
 
 def app_from_environment() -> Starlette:

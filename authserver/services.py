@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from authserver.keys import KeyRing
 from authserver.lockout import LockoutPolicy
@@ -21,3 +23,4 @@ class Services:
     kek: bytes
     keys: KeyRing  # replaced (never mutated) when the key poller sees a change
     metrics: Metrics
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # injectable in tests

@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(default=5.0, gt=0, le=120)
 
     access_token_ttl: int = Field(default=900, ge=1, le=86_400)
-    refresh_token_ttl: int = Field(default=604_800, ge=60)
-    refresh_family_max_age: int = Field(default=2_592_000, ge=60)
+    refresh_token_ttl: int = Field(default=604_800, ge=1)
+    refresh_family_max_age: int = Field(default=2_592_000, ge=1)
     default_audience: str | None = None
     scopes: list[str] = Field(default_factory=list)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,7 +34,7 @@ async def token_endpoint(request: Request) -> Response:
         if requested_grant not in client.grant_types:
             raise OAuthError("unauthorized_client", "The client may not use this grant type.")
         client_ip = request.client.host if request.client else "unknown"
-        result = await grant(svc, GrantRequest(client, params, client_ip, datetime.now(UTC)))
+        result = await grant(svc, GrantRequest(client, params, client_ip, svc.clock()))
         outcome = "success"
         response: Response = JSONResponse(result.body(), headers=NO_STORE)
     except OAuthError as error:

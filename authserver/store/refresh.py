@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Update, exists, func, insert, literal, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import RowMapping
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
 from authserver.store.db import Database
@@ -207,11 +206,10 @@ async def find_token(db: Database, token_hash: bytes) -> RefreshTokenRecord | No
     )
     async with db.statement() as conn:
         row = (await conn.execute(query)).first()
-    return None if row is None else _record(row)
+    return None if row is None else _record(row._mapping)
 
 
-def _record(row: Row[Any]) -> RefreshTokenRecord:
-    m = row._mapping
+def _record(m: RowMapping) -> RefreshTokenRecord:
     return RefreshTokenRecord(
         token_id=m["id"],
         family_id=m["family_id"],
