@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -156,13 +157,21 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
-    except ValueError as exc:  # e.g. malformed TOML or a JSON list in the environment
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {_config_path()}: {_first_line(str(exc))}") from None
+    except ValueError as exc:  # pydantic-settings' SettingsError, e.g. a bad JSON list in env
+        field = re.search(r'field "(\w+)"', str(exc))
+        if field:
+            name = field.group(1)
+            raise ConfigError(f"{name}: AUTHSERVER_{name.upper()} is not valid JSON") from None
         raise ConfigError(f"configuration: {_first_line(str(exc))}") from None
 
 
 def _one_line(exc: ValidationError) -> str:
     error = exc.errors(include_url=False, include_input=False)[0]
     name = ".".join(str(part) for part in error["loc"]) or "configuration"
+    if error["type"] == "extra_forbidden":
+        return f"{name}: unknown setting"
     message = str(error["msg"]).removeprefix("Value error, ")
     if ":" in message and message.split(":", 1)[0].isidentifier() and name == "configuration":
         return message  # model-level validators already name their setting

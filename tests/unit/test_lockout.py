@@ -1,0 +1,74 @@
+"""The login-limit policy of SPEC "Login limits", as pure state transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from authserver.lockout import (
+    IpFailures,
+    LockoutPolicy,
+    UserFailures,
+    ip_after_failure,
+    retry_after,
+    user_after_failure,
+)
+
+POLICY = LockoutPolicy()
+T0 = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+
+
+def fail(times: int, state: UserFailures | None = None, at: datetime = T0) -> UserFailures:
+    for _ in range(times):
+        state = user_after_failure(state, POLICY, at)
+    assert state is not None
+    return state
+
+
+def test_nine_failures_do_not_lock() -> None:
+    state = fail(9)
+    assert state.locked_until is None
+    assert retry_after(state, None, POLICY, T0) is None
+
+
+def test_tenth_failure_locks_for_sixty_seconds() -> None:
+    state = fail(10)
+    assert state.locked_until == T0 + timedelta(seconds=60)
+    assert retry_after(state, None, POLICY, T0) == 60
+    assert retry_after(state, None, POLICY, T0 + timedelta(seconds=60)) is None
+
+
+def test_each_failure_after_a_lock_doubles_it_up_to_fifteen_minutes() -> None:
+    state = fail(10)
+    locks = []
+    for _ in range(6):
+        after_lock = state.locked_until
+        assert after_lock is not None
+        state = user_after_failure(state, POLICY, after_lock)
+        locks.append(state.lock_seconds)
+    assert locks == [120, 240, 480, 900, 900, 900]
+
+
+def test_retry_after_is_whole_seconds_rounded_up() -> None:
+    state = fail(10)
+    assert retry_after(state, None, POLICY, T0 + timedelta(seconds=59.2)) == 1
+    assert retry_after(state, None, POLICY, T0 + timedelta(seconds=0.5)) == 60
+
+
+def test_ip_limit_blocks_until_its_window_ends() -> None:
+    ip: IpFailures | None = None
+    for _ in range(100):
+        ip = ip_after_failure(ip, POLICY, T0)
+    assert retry_after(None, ip, POLICY, T0 + timedelta(seconds=100)) == 800
+    assert retry_after(None, ip, POLICY, T0 + timedelta(seconds=900)) is None
+
+
+def test_ip_window_restarts_after_it_ends() -> None:
+    ip = IpFailures(T0, 99)
+    later = T0 + timedelta(seconds=901)
+    assert ip_after_failure(ip, POLICY, later) == IpFailures(later, 1)
+
+
+def test_longest_wait_wins_when_both_limits_apply() -> None:
+    user = fail(10)
+    ip = IpFailures(T0, 100)
+    assert retry_after(user, ip, POLICY, T0) == 900

@@ -1,0 +1,83 @@
+"""Configuration: TOML file overridden by AUTHSERVER_* variables; one line on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authserver.settings import ConfigError, load_settings
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "authserver.toml"
+    monkeypatch.setenv("AUTHSERVER_CONFIG", str(path))
+    return path
+
+
+def test_defaults_match_the_spec(config_file: Path) -> None:
+    config_file.write_text("")
+    settings = load_settings()
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.database_url == "sqlite+aiosqlite:///var/authserver.db"
+    assert (settings.access_token_ttl, settings.refresh_token_ttl) == (900, 604_800)
+    assert settings.refresh_family_max_age == 2_592_000
+    assert (settings.jwks_max_age, settings.keys_refresh_interval) == (300, 5.0)
+    assert settings.scopes == []
+    assert settings.audience == settings.issuer
+
+
+def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file.write_text('access_token_ttl = 300\nissuer = "https://file.example"\n')
+    monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "120")
+    settings = load_settings()
+    assert settings.access_token_ttl == 120
+    assert settings.issuer == "https://file.example"
+
+
+def test_list_in_the_environment_is_json(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("")
+    monkeypatch.setenv("AUTHSERVER_SCOPES", '["profile:read","orders"]')
+    assert load_settings().scopes == ["profile:read", "orders"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "named"),
+    [
+        ("access_token_ttl = 0\n", {}, "access_token_ttl"),
+        ("acess_token_ttl = 60\n", {}, "acess_token_ttl"),
+        ("", {"AUTHSERVER_ACCESS_TOKEN_TTL": "abc"}, "access_token_ttl"),
+        ('database_url = "postgresql://x/y"\n', {}, "database_url"),
+        ('issuer = "not a url"\n', {}, "issuer"),
+        ('scopes = ["a b"]\n', {}, "scopes"),
+        ("refresh_token_ttl = 100\nrefresh_family_max_age = 50\n", {}, "refresh_token_ttl"),
+        ("access_token_ttl = \n", {}, "config file"),
+        ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
+    ],
+)
+def test_bad_configuration_is_one_line_naming_the_setting(
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    toml: str,
+    env: dict[str, str],
+    named: str,
+) -> None:
+    config_file.write_text(toml)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(named), message
+
+
+def test_missing_explicit_config_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHSERVER_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="AUTHSERVER_CONFIG"):
+        load_settings()
