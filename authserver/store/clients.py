@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import delete, insert, select
-from sqlalchemy.engine import RowMapping
 
 from authserver.models import Client
 from authserver.store.db import Database
 from authserver.store.tables import clients, refresh_families, refresh_tokens
 
 
-def _client(row: RowMapping) -> Client:
+def _client(row: Mapping[Any, Any]) -> Client:
     return Client(
         client_id=row["client_id"],
         name=row["name"],
@@ -41,9 +43,23 @@ async def create_client(db: Database, client: Client) -> None:
         )
 
 
+_SELECT_CLIENT_PG = """
+SELECT client_id, name, secret_hash, grant_types, scopes, audiences, can_introspect,
+       access_token_ttl, created_at
+FROM clients WHERE client_id = $1
+"""
+
+
 async def get_client(db: Database, client_id: str) -> Client | None:
-    async with db.statement() as conn:
-        row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+    """On every token request: hand-written SQL on PostgreSQL's driver (hot path)."""
+    if not db.is_sqlite:
+        async with db.driver() as conn:
+            record = await conn.fetchrow(_SELECT_CLIENT_PG, client_id)
+        return None if record is None else _client(record)
+    async with db.statement() as sa_conn:
+        row = (
+            await sa_conn.execute(select(clients).where(clients.c.client_id == client_id))
+        ).first()
     return None if row is None else _client(row._mapping)
 
 

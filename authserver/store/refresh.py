@@ -3,8 +3,9 @@
 Rotation is one conditional `UPDATE … RETURNING`: only a token that is unused, unrevoked,
 unexpired, of the presenting client, in a live family of an enabled user matches, so of two
 concurrent rotations of one token exactly one gets a row back. On PostgreSQL the UPDATE and the
-INSERT of the successor are one statement (a data-modifying CTE) in autocommit mode: one round
-trip per refresh. SQLite runs the same two steps inside one BEGIN IMMEDIATE transaction.
+INSERT of the successor are one hand-written statement (a data-modifying CTE) run on the driver
+in autocommit mode: one round trip per refresh, the hot path. SQLite runs the same two steps,
+built with SQLAlchemy Core, inside one BEGIN IMMEDIATE transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, exists, func, insert, literal, select, update
+from sqlalchemy import Update, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
@@ -106,46 +107,41 @@ async def rotate(
     new_expires_at = now + timedelta(seconds=token_ttl)
     if db.is_sqlite:
         return await _rotate_two_statements(db, old_hash, new_hash, client_id, now, new_expires_at)
-    old = (
-        _consume(old_hash, client_id, now)
-        .returning(rt.c.id, rt.c.family_id, rt.c.user_id, rt.c.scope, rt.c.family_expires_at)
-        .cte("old")
-    )
-    successor = (
-        insert(rt)
-        .from_select(
-            [
-                rt.c.id,
-                rt.c.token_hash,
-                rt.c.family_id,
-                rt.c.parent_id,
-                rt.c.client_id,
-                rt.c.user_id,
-                rt.c.scope,
-                rt.c.issued_at,
-                rt.c.expires_at,
-                rt.c.family_expires_at,
-            ],
-            select(
-                literal(uuid.uuid4(), rt.c.id.type),
-                literal(new_hash, rt.c.token_hash.type),
-                old.c.family_id,
-                old.c.id,
-                literal(client_id, rt.c.client_id.type),
-                old.c.user_id,
-                old.c.scope,
-                literal(now, rt.c.issued_at.type),
-                func.least(literal(new_expires_at, rt.c.expires_at.type), old.c.family_expires_at),
-                old.c.family_expires_at,
-            ),
+    async with db.driver() as conn:
+        row = await conn.fetchrow(
+            _ROTATE_PG, old_hash, client_id, now, uuid.uuid4(), new_hash, new_expires_at
         )
-        .returning(rt.c.family_id, rt.c.user_id, rt.c.scope, rt.c.expires_at)
-    )
-    async with db.statement() as conn:
-        row = (await conn.execute(successor)).first()
     if row is None:
         return None
-    return RefreshGrant(row.family_id, row.user_id, client_id, row.scope, row.expires_at)
+    return RefreshGrant(
+        row["family_id"], row["user_id"], client_id, row["scope"], row["expires_at"]
+    )
+
+
+# The same conditions as `_consume`, and the successor's INSERT, as one statement: one round
+# trip, no transaction. $1 presented hash, $2 client_id, $3 now, $4 new id, $5 new hash,
+# $6 the successor's expiry before the family's limit is applied.
+_ROTATE_PG = """
+WITH old AS (
+    UPDATE refresh_tokens AS rt SET rotated_at = $3
+    WHERE rt.token_hash = $1
+      AND rt.client_id = $2
+      AND rt.rotated_at IS NULL
+      AND rt.revoked_at IS NULL
+      AND rt.expires_at > $3
+      AND EXISTS (
+          SELECT 1 FROM refresh_families AS f JOIN users AS u ON u.id = f.user_id
+          WHERE f.id = rt.family_id AND f.revoked_at IS NULL AND NOT u.disabled
+      )
+    RETURNING rt.id, rt.family_id, rt.user_id, rt.scope, rt.family_expires_at
+)
+INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, scope,
+                            issued_at, expires_at, family_expires_at)
+SELECT $4, $5, old.family_id, old.id, $2, old.user_id, old.scope,
+       $3, LEAST($6, old.family_expires_at), old.family_expires_at
+FROM old
+RETURNING family_id, user_id, scope, expires_at
+"""
 
 
 async def _rotate_two_statements(
