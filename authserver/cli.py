@@ -7,7 +7,9 @@ or a secret other than the client secret `clients create` has just made.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from authserver.store import users as user_store
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
 
 T = TypeVar("T")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -109,13 +112,18 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = _settings()
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     async def prepare(db: Database) -> None:
         await ensure_signing_keys(db, settings, load_kek(settings), _now())
 
     _run(settings, prepare)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["authserver"] = {"handlers": ["default"], "level": "INFO"}
+    log_config["formatters"]["default"]["fmt"] = LOG_FORMAT
     uvicorn.run(
         "authserver.app:app_from_environment",
+        log_config=log_config,
         factory=True,
         host=host,
         port=port,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
-from authserver.errors import invalid_grant, invalid_request, too_many_attempts
+from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.lockout import retry_after
 from authserver.services import Services
@@ -50,16 +50,19 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         await users.rehash_password(db, user.id, user.password_hash, new_hash)
 
     refresh_token = new_refresh_token() if "refresh_token" in client.grant_types else None
-    family = await refresh.start_family(
-        db,
-        user_id=user.id,
-        client_id=client.client_id,
-        scope=scope,
-        token_hash=None if refresh_token is None else token_digest(refresh_token),
-        now=req.now,
-        token_ttl=settings.refresh_token_ttl,
-        family_max_age=settings.refresh_family_max_age,
-    )
+    try:
+        family = await refresh.start_family(
+            db,
+            user_id=user.id,
+            client_id=client.client_id,
+            scope=scope,
+            token_hash=None if refresh_token is None else token_digest(refresh_token),
+            now=req.now,
+            token_ttl=settings.refresh_token_ttl,
+            family_max_age=settings.refresh_family_max_age,
+        )
+    except refresh.OwnerGone:
+        raise invalid_client() from None  # deleted by an operator a moment ago
     ttl = access_token_ttl(client, settings)
     access_token = issue_access_token(
         svc.keys,

@@ -81,13 +81,11 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
         return
     if record.client_id != req.client.client_id:
         log.warning(
-            "refresh token of another client presented",
-            extra={
-                "family_id": str(record.family_id),
-                "client_id": req.client.client_id,
-                "owner_client_id": record.client_id,
-                "client_ip": req.client_ip,
-            },
+            "refresh token of another client presented: family=%s owner=%s client=%s ip=%s",
+            record.family_id,
+            record.client_id,
+            req.client.client_id,
+            req.client_ip,
         )
         return
     if record.rotated_at is not None:
@@ -96,11 +94,9 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
             svc.db, record.family_id, reason="reuse_detected", now=req.now
         )
         log.warning(
-            "refresh token reuse detected; family revoked",
-            extra={
-                "family_id": str(record.family_id),
-                "client_id": req.client.client_id,
-                "client_ip": req.client_ip,
-                "newly_revoked": revoked,
-            },
+            "refresh token reuse detected, family revoked: family=%s client=%s ip=%s first=%s",
+            record.family_id,
+            req.client.client_id,
+            req.client_ip,
+            revoked,
         )

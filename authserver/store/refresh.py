@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Update, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
 from authserver.store.db import Database
@@ -22,6 +23,10 @@ from authserver.store.tables import refresh_families, refresh_tokens, users
 
 rt = refresh_tokens
 fam = refresh_families
+
+
+class OwnerGone(Exception):
+    """The client (or user) of a new login was deleted while the login was being recorded."""
 
 
 async def start_family(
@@ -39,6 +44,25 @@ async def start_family(
     family_id = uuid.uuid4()
     family_expires_at = now + timedelta(seconds=family_max_age)
     expires_at = min(now + timedelta(seconds=token_ttl), family_expires_at)
+    try:
+        return await _insert_family(
+            db, family_id, user_id, client_id, scope, token_hash, now, expires_at, family_expires_at
+        )
+    except IntegrityError as exc:  # a foreign key: the client or user no longer exists
+        raise OwnerGone(client_id) from exc
+
+
+async def _insert_family(
+    db: Database,
+    family_id: uuid.UUID,
+    user_id: uuid.UUID,
+    client_id: str,
+    scope: str,
+    token_hash: bytes | None,
+    now: datetime,
+    expires_at: datetime,
+    family_expires_at: datetime,
+) -> RefreshGrant:
     async with db.transaction() as conn:
         await conn.execute(
             insert(fam).values(
