@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -112,14 +111,17 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     async def prepare(db: Database) -> None:
         await ensure_signing_keys(db, settings, load_kek(settings), _now())
 
     _run(settings, prepare)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["authserver"] = {"handlers": ["default"], "level": "INFO"}
+    log_config["loggers"]["authserver"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     log_config["formatters"]["default"]["fmt"] = LOG_FORMAT
     uvicorn.run(
         "authserver.app:app_from_environment",
