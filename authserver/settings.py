@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=900, ge=1, le=86_400)
     refresh_token_ttl: int = Field(default=604_800, ge=1)
     refresh_family_max_age: int = Field(default=2_592_000, ge=1)
+    refresh_reuse_grace: int = 0
     default_audience: str | None = None
     scopes: list[str] = Field(default_factory=list)
 
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
             if not SCOPE_TOKEN.match(scope):
                 raise ValueError(f"{scope!r} is not a valid scope token (RFC 6749 §3.3)")
         return list(dict.fromkeys(value))
+
+    @field_validator("refresh_reuse_grace")
+    @classmethod
+    def _strict_rotation_only(cls, value: int) -> int:
+        if value != 0:
+            raise ValueError("only 0 (strict rotation) is supported in this version")
+        return value
 
     @field_validator("signing_key_size")
     @classmethod

@@ -55,6 +55,7 @@ def test_list_in_the_environment_is_json(
         ('scopes = ["a b"]\n', {}, "scopes"),
         ("refresh_token_ttl = 100\nrefresh_family_max_age = 50\n", {}, "refresh_token_ttl"),
         ("access_token_ttl = \n", {}, "config file"),
+        ("refresh_reuse_grace = 30\n", {}, "refresh_reuse_grace"),
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
     ],
 )
