@@ -120,9 +120,10 @@ async def database_url(
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """Override in a test module (or with indirect parametrisation) to change settings."""
-    return {}
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for one test: `@pytest.mark.parametrize("settings_overrides", [{...}],
+    indirect=True)`, or override this fixture in a module."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture

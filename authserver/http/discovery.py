@@ -33,8 +33,8 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "revocation_endpoint": f"{issuer}/revoke",
-        "introspection_endpoint": f"{issuer}/introspect",
+        # revocation_endpoint and introspection_endpoint (RFC 8414 OPTIONAL) are advertised
+        # once /revoke and /introspect exist: a client must never be sent to a 404.
         "grant_types_supported": list(GRANTS),
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
