@@ -1,0 +1,339 @@
+"""Fixtures for end-to-end tests: the real `authserver` console script run as a subprocess.
+
+Every run gets a clean environment: the caller's environment without any `AUTHSERVER_*`
+variable (so neither a developer's settings nor the test session's AUTHSERVER_CONFIG leak in),
+plus cheap Argon2 parameters, plus whatever the test adds. By default a command runs in the
+test's own empty `tmp_path`, i.e. with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import asyncpg
+import httpx
+import pytest
+
+POSTGRES_ENV = "AUTHSERVER_TEST_POSTGRES"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
+DEFAULT_TIMEOUT = 60.0
+READY_TIMEOUT = 20.0
+CHEAP_ARGON2 = {"AUTHSERVER_ARGON2_TIME_COST": "1", "AUTHSERVER_ARGON2_MEMORY_COST": "8"}
+# The embedded default issuer: the `iss` and default `aud` whatever port the server listens on.
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+
+class CliResult(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def clean_env(
+    extra: Mapping[str, str] | None = None, *, cheap_argon2: bool = True
+) -> dict[str, str]:
+    """os.environ without AUTHSERVER_*, with cheap Argon2 (unless told otherwise) and `extra`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
+    if cheap_argon2:
+        env.update(CHEAP_ARGON2)
+    env.update(extra or {})
+    return env
+
+
+def start_authserver(
+    args: list[str],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cheap_argon2: bool = True,
+) -> subprocess.Popen[str]:
+    """Start `authserver ARGS` without waiting (for runs that must overlap)."""
+    return subprocess.Popen(
+        [AUTHSERVER, *args],
+        cwd=cwd,
+        env=clean_env(env, cheap_argon2=cheap_argon2),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(
+    process: subprocess.Popen[str], stdin: str = "", timeout: float = DEFAULT_TIMEOUT
+) -> CliResult:
+    """Wait for a started command. One still running after `timeout` (say, a `serve` that should
+    have refused to start) is killed, and the result says so in stderr: the test's assertions
+    then fail with the whole output in view."""
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        stderr += f"\n[e2e: still running after {timeout} s; killed]\n"
+    return CliResult(process.returncode, stdout, stderr)
+
+
+def run_authserver(
+    args: list[str],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    cheap_argon2: bool = True,
+) -> CliResult:
+    """Run `authserver ARGS` in `cwd` and wait for it (see `finish` for a run past `timeout`)."""
+    process = start_authserver(args, cwd, env=env, cheap_argon2=cheap_argon2)
+    return finish(process, stdin or "", timeout)
+
+
+class Invocation(NamedTuple):
+    args: list[str]
+    cwd: Path
+    env: Mapping[str, str] | None = None
+    stdin: str = ""
+
+
+def run_concurrently(*invocations: Invocation, timeout: float = DEFAULT_TIMEOUT) -> list[CliResult]:
+    """Start every invocation at once, then wait for all; results in the same order."""
+    processes = [start_authserver(inv.args, inv.cwd, env=inv.env) for inv in invocations]
+    try:
+        return [
+            finish(process, inv.stdin, timeout)
+            for process, inv in zip(processes, invocations, strict=True)
+        ]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+class Cli(Protocol):
+    def __call__(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        cheap_argon2: bool = True,
+    ) -> CliResult: ...
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """`cli("users", "list", cwd=..., env=..., stdin=...)`; cwd defaults to the empty tmp_path."""
+
+    def run(
+        *args: str,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        cheap_argon2: bool = True,
+    ) -> CliResult:
+        return run_authserver(
+            list(args),
+            cwd if cwd is not None else tmp_path,
+            env=env,
+            stdin=stdin,
+            timeout=timeout,
+            cheap_argon2=cheap_argon2,
+        )
+
+    return run
+
+
+# --- assertions shared by the CLI tests -------------------------------------------------------
+
+CLICK_USAGE_PREFIXES = ("Usage:", "Try '")
+
+
+def error_lines(result: CliResult) -> list[str]:
+    """Non-blank stderr lines other than click's usage lines."""
+    return [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith(CLICK_USAGE_PREFIXES)
+    ]
+
+
+def assert_one_line_error(result: CliResult, *mentions: str) -> str:
+    """Non-zero exit, no traceback, exactly one error line (besides click usage), naming
+    everything in `mentions` (case-insensitive). Returns that line."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.output, result.output
+    lines = error_lines(result)
+    assert len(lines) == 1, f"expected one error line, got {lines!r}"
+    line = lines[0]
+    assert len(line) <= 300, line
+    for mention in mentions:
+        assert mention.lower() in line.lower(), f"{mention!r} not in {line!r}"
+    return line
+
+
+def assert_ok(result: CliResult) -> None:
+    assert result.returncode == 0, result
+    assert "Traceback" not in result.output, result.output
+
+
+# --- a live server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server(NamedTuple):
+    base_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class ServeFactory(Protocol):
+    def __call__(
+        self, cwd: Path, *, env: Mapping[str, str] | None = None, workers: int = 1
+    ) -> Server: ...
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (uvicorn workers too), then SIGKILL if it lingers."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+    # Workers left behind by a parent that died early belong to the same group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    last = "no answer"
+    with httpx.Client(base_url=server.base_url, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                pytest.fail(
+                    f"authserver serve exited with {server.process.returncode} before it was "
+                    f"ready:\n{server.log.read_text(errors='replace')}"
+                )
+            try:
+                response = http.get("/readyz")
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            else:
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text}"
+            time.sleep(0.1)
+    pytest.fail(
+        f"authserver serve not ready within {READY_TIMEOUT} s ({last}):\n"
+        f"{server.log.read_text(errors='replace')}"
+    )
+
+
+@pytest.fixture
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
+    """`serve(cwd, env=..., workers=...)` starts `authserver serve --port <free>` in `cwd`, waits
+    until GET /readyz answers 200 and returns the Server; every server is stopped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path_factory.mktemp("serve-logs")
+
+    def start(cwd: Path, *, env: Mapping[str, str] | None = None, workers: int = 1) -> Server:
+        port = free_port()
+        log = logs / f"serve-{port}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [AUTHSERVER, "serve", "--port", str(port), "--workers", str(workers)],
+                cwd=cwd,
+                env=clean_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: teardown reaches the workers
+            )
+        started.append(process)
+        server = Server(f"http://127.0.0.1:{port}", port, process, log)
+        _wait_ready(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            _stop(process)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _postgres_server() -> str:
+    server = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+    if server == "off":
+        pytest.fail(f"the e2e tests need PostgreSQL; {POSTGRES_ENV}=off is not supported here")
+    return server
+
+
+@pytest.fixture
+async def postgres_database_url() -> AsyncIterator[str]:
+    """A fresh, empty (un-migrated) PostgreSQL database, dropped at teardown."""
+    server = _postgres_server()
+    name = f"authserver_e2e_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        conn = await asyncpg.connect(server, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {server} is unreachable ({exc!r}); set {POSTGRES_ENV}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        conn = await asyncpg.connect(server, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+# --- CLI output -------------------------------------------------------------------------------
+
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def assert_recent_iso_utc(value: object) -> None:
+    """An ISO 8601 UTC time ending in `Z`, and close to now (so it really is UTC)."""
+    assert isinstance(value, str), value
+    assert ISO_UTC.match(value), value
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - moment).total_seconds()) < 3600, value
