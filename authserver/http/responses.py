@@ -28,7 +28,7 @@ async def http_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     body = {"error": codes.get(exc.status_code, "invalid_request"), "error_description": exc.detail}
-    return JSONResponse(body, exc.status_code, headers=exc.headers)
+    return JSONResponse(body, exc.status_code, headers={**NO_STORE, **(exc.headers or {})})
 
 
 async def database_error_handler(_request: Request, exc: Exception) -> Response:

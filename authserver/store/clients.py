@@ -53,8 +53,7 @@ FROM clients WHERE client_id = $1
 async def get_client(db: Database, client_id: str) -> Client | None:
     """On every token request: hand-written SQL on PostgreSQL's driver (hot path)."""
     if not db.is_sqlite:
-        async with db.driver() as conn:
-            record = await conn.fetchrow(_SELECT_CLIENT_PG, client_id)
+        record = await db.fetch_one_idempotent(_SELECT_CLIENT_PG, client_id)
         return None if record is None else _client(record)
     async with db.statement() as sa_conn:
         row = (

@@ -53,15 +53,37 @@ class Database:
         """PostgreSQL only: the asyncpg connection itself, borrowed from the same pool, for the
         hot path's hand-written SQL. It costs about a third of SQLAlchemy's per-statement CPU
         (see bench/README.md). Statements run in autocommit: no transaction is opened.
+
+        A lost connection marks every pooled connection made before it as stale, as SQLAlchemy
+        does on its own path, so after a database restart the next checkouts reconnect.
         """
         assert not self.is_sqlite
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             try:
                 yield raw.driver_connection
-            except DRIVER_DISCONNECTS:
-                await conn.invalidate()  # never hand a broken connection to the next request
+            except DRIVER_DISCONNECTS as exc:
+                # No public API does this; it is what Connection._handle_dbapi_exception calls.
+                self.engine.sync_engine.pool._invalidate(raw, exc, _checkin=False)
+                await conn.invalidate()
                 raise
+
+    async def fetch_one_idempotent(self, sql: str, *args: Any) -> Any:
+        """PostgreSQL only: run a read on the driver, retried once on a fresh connection if the
+        pooled one turns out to be dead (the first request after a database restart).
+
+        Only for reads: a write whose reply was lost may have committed.
+        """
+        checked_out = False
+        try:
+            async with self.driver() as conn:
+                checked_out = True
+                return await conn.fetchrow(sql, *args)
+        except DRIVER_DISCONNECTS:
+            if not checked_out:  # the database is down, not merely a stale connection
+                raise
+        async with self.driver() as conn:  # driver() invalidated the stale pool; reconnect
+            return await conn.fetchrow(sql, *args)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
