@@ -7,7 +7,6 @@ import time
 from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
-from authserver.lockout import retry_after
 from authserver.services import Services
 from authserver.store import login_failures, refresh, users
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest
@@ -21,7 +20,8 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
     the refresh_token grant, a refresh token that starts a new family (the login).
 
     Unknown user, wrong password and disabled user give the same answer after the same argon2
-    work, and all count as failures for the username's and the IP's login limits.
+    work, and all count as failures for the username's and the IP's login limits. The attempt
+    is counted before the password is checked, so concurrent guesses cannot exceed the limit.
     """
     username = req.required("username")
     password = req.required("password")
@@ -30,21 +30,18 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
     client, settings, db = req.client, svc.settings, svc.db
     scope = grant_scope(req.optional("scope"), allowed_scopes(client, settings))
 
-    user_failures, ip_failures = await login_failures.current_failures(db, username, req.client_ip)
-    wait = retry_after(user_failures, ip_failures, svc.lockout, req.now)
-    if wait is not None:
-        raise too_many_attempts(wait)
+    attempt = await login_failures.begin_attempt(db, username, req.client_ip, svc.lockout, req.now)
+    if attempt.retry_after is not None:
+        raise too_many_attempts(attempt.retry_after)
 
     user = await users.get_user(db, username)
     started = time.perf_counter()
     valid = await svc.passwords.verify(user.password_hash if user else None, password)
     svc.metrics.password_hash_seconds.observe(time.perf_counter() - started)
     if user is None or not valid or user.disabled:
-        await login_failures.record_failure(db, username, req.client_ip, svc.lockout, req.now)
-        raise invalid_grant(BAD_CREDENTIALS)
+        raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
-    if user_failures is not None:
-        await login_failures.clear_user_failures(db, username)
+    await login_failures.attempt_succeeded(db, username, req.client_ip, attempt)
     if svc.passwords.needs_rehash(user.password_hash):
         new_hash = await svc.passwords.hash(password)
         await users.rehash_password(db, user.id, user.password_hash, new_hash)
