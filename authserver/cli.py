@@ -135,6 +135,9 @@ def serve(host: str, port: int, workers: int) -> None:
         access_log=False,  # request logs must never carry tokens from query strings
         log_level="info",
         timeout_graceful_shutdown=10,
+        # A worker imports SQLAlchemy, joserfc and cryptography before it can answer the
+        # supervisor's ping: about 3 s on a loaded 2-core machine, past uvicorn's default 5 s.
+        timeout_worker_healthcheck=30,
     )
 
 
