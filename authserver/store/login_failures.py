@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,7 +73,13 @@ async def attempt_succeeded(db: Database, username: str, ip: str, attempt: Attem
     """The password was right: reset the username's count (SPEC: a success resets it) and take
     this attempt back off the IP's count."""
     async with db.transaction() as conn:
-        await conn.execute(delete(users_t).where(users_t.c.username == username))
+        # Reset rather than delete: another attempt may be waiting on this row's lock, and
+        # must find it when it gets the lock.
+        await conn.execute(
+            update(users_t)
+            .where(users_t.c.username == username)
+            .values(failures=0, locked_until=None, lock_seconds=0)
+        )
         await conn.execute(
             update(ips_t)
             .where(

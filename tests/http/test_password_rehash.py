@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -91,3 +92,25 @@ async def test_client_deleted_during_login_is_invalid_client_not_a_server_error(
     response = await password_login(http, client)
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "invalid_client"
+
+
+async def test_concurrent_right_password_logins_for_one_user_all_succeed(
+    http: httpx.AsyncClient,
+    make_client: Callable[..., Awaitable[RegisteredClient]],
+    make_user: Callable[..., Awaitable[str]],
+) -> None:
+    """A success resets the username's counter while other attempts wait on its row lock.
+
+    Attempts are counted before their password is checked, so a burst larger than the limit
+    (10) may see a brief 429 for the attempts beyond it; never a 5xx, and no lasting lock.
+    """
+    client = await make_client()
+    await make_user()
+    within_limit = await asyncio.gather(*(password_login(http, client) for _ in range(10)))
+    assert [response.status_code for response in within_limit] == [200] * 10
+
+    burst = await asyncio.gather(*(password_login(http, client) for _ in range(14)))
+    statuses = [response.status_code for response in burst]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 10
+    assert (await password_login(http, client)).status_code == 200
