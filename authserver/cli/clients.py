@@ -1,0 +1,92 @@
+"""`clients create|list|delete`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from authserver import admin
+from authserver.cli import common
+from authserver.clients import GRANT_TYPES
+from authserver.store import clients as client_store
+
+
+@click.group()
+def clients() -> None:
+    """Applications that request tokens."""
+
+
+@clients.command("create")
+@click.argument("name")
+@click.option("--public", is_flag=True, help="No secret (token endpoint auth method none).")
+@click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--audience", "audiences", multiple=True)
+@click.option("--introspect", is_flag=True, help="Allow the client to call /introspect.")
+@click.option("--access-token-ttl", type=int, default=None, help="Shorter access-token TTL (s).")
+@click.option("--json", "as_json", is_flag=True)
+def clients_create(
+    name: str,
+    public: bool,
+    grants: tuple[str, ...],
+    scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    introspect: bool,
+    access_token_ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Register a client; a confidential client's secret is shown this once only."""
+    settings = common.load()
+    created = common.run(
+        settings,
+        lambda db: admin.create_client(
+            db,
+            settings,
+            name=name,
+            public=public,
+            grant_types=grants,
+            scopes=scopes,
+            audiences=audiences,
+            can_introspect=introspect,
+            access_token_ttl=access_token_ttl,
+            now=common.now(),
+        ),
+    )
+    if as_json:
+        click.echo(
+            json.dumps({"client_id": created.client.client_id, "client_secret": created.secret})
+        )
+        return
+    click.echo(f"client_id: {created.client.client_id}")
+    if created.secret is not None:
+        click.echo(f"client_secret: {created.secret}")
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def clients_list(as_json: bool) -> None:
+    rows = [
+        {
+            "client_id": client.client_id,
+            "name": client.name,
+            "public": client.is_public,
+            "grants": sorted(client.grant_types),
+            "scopes": list(client.scopes),
+            "audiences": list(client.audiences),
+            "introspect": client.can_introspect,
+            "created_at": common.iso(client.created_at),
+        }
+        for client in common.run(common.load(), client_store.list_clients)
+    ]
+    common.print_rows(
+        rows, as_json, ["client_id", "name", "public", "grants", "scopes", "created_at"]
+    )
+
+
+@clients.command("delete")
+@click.argument("client_id")
+def clients_delete(client_id: str) -> None:
+    """Delete a client and every refresh token it holds."""
+    common.run(common.load(), lambda db: admin.delete_client(db, client_id))
+    click.echo(f"deleted client {client_id}")
