@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,19 @@ def test_missing_explicit_config_file_is_an_error(
     monkeypatch.setenv("AUTHSERVER_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="AUTHSERVER_CONFIG"):
         load_settings()
+
+
+def test_shipped_config_file_lists_every_setting_at_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = Path(__file__).parents[2] / "config" / "authserver.toml"
+    monkeypatch.setenv("AUTHSERVER_CONFIG", str(shipped))
+    from_file = load_settings()
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    monkeypatch.setenv("AUTHSERVER_CONFIG", str(empty))
+    assert from_file == load_settings()
+
+    listed = set(tomllib.loads(shipped.read_text()))
+    commented_out = {"default_audience", "key_encryption_key"}  # no default value to write down
+    assert listed | commented_out == set(type(from_file).model_fields)
