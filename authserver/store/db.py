@@ -96,6 +96,7 @@ def open_database(settings: Settings) -> Database:
         return Database(_sqlite_engine(url.database), is_sqlite=True)
     engine = create_async_engine(
         url,
+        hide_parameters=True,  # errors and logs must never carry hashes or digests
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_timeout=settings.database_connect_timeout,
@@ -122,6 +123,7 @@ def _sqlite_engine(database: str | None) -> AsyncEngine:
     )
     engine = create_async_engine(
         f"sqlite+aiosqlite:///{database or ':memory:'}",
+        hide_parameters=True,
         connect_args={"timeout": 5, "isolation_level": None},
         **kwargs,
     )
