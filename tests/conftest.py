@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -32,9 +30,8 @@ from authserver.services import Services
 from authserver.settings import Settings
 from authserver.store.db import open_database
 from authserver.store.tables import metadata, signing_keys
+from tests.postgres import POSTGRES_ENV, postgres_server, throwaway_database
 
-POSTGRES_ENV = "AUTHSERVER_TEST_POSTGRES"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_KEK = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
 ISSUER = "https://as.example"
 PASSWORD = "correct horse battery staple"
@@ -65,28 +62,12 @@ def _isolated_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 @pytest.fixture(scope="session")
 async def postgres_url() -> AsyncIterator[str | None]:
     """A fresh PostgreSQL database for this test session (SQLAlchemy URL), dropped afterwards."""
-    server = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
-    if server == "off":
+    if postgres_server() == "off":
         yield None
         return
-    name = f"authserver_test_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        admin_conn = await asyncpg.connect(server, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {server} is unreachable ({exc!r}); set {POSTGRES_ENV}")
-    try:
-        await admin_conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin_conn.close()
-    base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
-    await asyncio.to_thread(upgrade, url)
-    yield url
-    admin_conn = await asyncpg.connect(server, timeout=5)
-    try:
-        await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin_conn.close()
+    async with throwaway_database("authserver_test") as url:
+        await asyncio.to_thread(upgrade, url)
+        yield url
 
 
 @pytest.fixture(scope="session")

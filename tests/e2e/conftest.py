@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,12 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-import asyncpg
 import httpx
 import pytest
 
-POSTGRES_ENV = "AUTHSERVER_TEST_POSTGRES"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.postgres import POSTGRES_ENV, postgres_server, throwaway_database
+
 AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
 DEFAULT_TIMEOUT = 60.0
 READY_TIMEOUT = 20.0
@@ -295,35 +293,13 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
-def _postgres_server() -> str:
-    server = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
-    if server == "off":
-        pytest.fail(f"the e2e tests need PostgreSQL; {POSTGRES_ENV}=off is not supported here")
-    return server
-
-
 @pytest.fixture
 async def postgres_database_url() -> AsyncIterator[str]:
     """A fresh, empty (un-migrated) PostgreSQL database, dropped at teardown."""
-    server = _postgres_server()
-    name = f"authserver_e2e_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        conn = await asyncpg.connect(server, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {server} is unreachable ({exc!r}); set {POSTGRES_ENV}")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        conn = await asyncpg.connect(server, timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    if postgres_server() == "off":
+        pytest.fail(f"the e2e tests need PostgreSQL; {POSTGRES_ENV}=off is not supported here")
+    async with throwaway_database("authserver_e2e") as url:
+        yield url
 
 
 # --- CLI output -------------------------------------------------------------------------------
