@@ -6,6 +6,9 @@ work runs in a READ COMMITTED transaction whose conditional UPDATEs make it race
 SQLite (the embedded default): WAL, foreign keys on, a 5 s busy timeout, one pooled connection per
 process, and every transaction opened with BEGIN IMMEDIATE so two processes never deadlock
 upgrading a read lock to a write lock.
+
+Rule for every store function: never open a second connection while holding one. With SQLite's
+single pooled connection that would wait forever; pass the open connection along instead.
 """
 
 from __future__ import annotations
