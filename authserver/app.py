@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,16 +28,12 @@ from authserver.keys import ensure_signing_keys, load_kek, load_key_ring
 from authserver.lockout import LockoutPolicy
 from authserver.metrics import make_metrics
 from authserver.passwords import make_passwords
-from authserver.services import Services
+from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings
 from authserver.store import keys as key_store
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
 
 log = logging.getLogger("authserver")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Starlette:

@@ -49,16 +49,10 @@ class RefreshGrant:
 class RefreshTokenRecord:
     """A stored refresh token, read to explain why a rotation did not happen."""
 
-    token_id: UUID
     family_id: UUID
     client_id: str
-    user_id: UUID
-    scope: str
-    expires_at: datetime
+    scope: str  # the login's scope
     rotated_at: datetime | None
-    revoked_at: datetime | None
-    family_revoked_at: datetime | None
-    user_disabled: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 from pathlib import Path
 
@@ -53,10 +52,6 @@ def upgrade(database_url: str) -> None:
             command.upgrade(config, "head")
     else:
         command.upgrade(config, "head")
-
-
-async def upgrade_async(database_url: str) -> None:
-    await asyncio.to_thread(upgrade, database_url)
 
 
 async def check_at_head(db: Database) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from authserver.keys import KeyRing
@@ -12,6 +12,11 @@ from authserver.metrics import Metrics
 from authserver.passwords import Passwords
 from authserver.settings import Settings
 from authserver.store.db import Database
+
+
+def utc_now() -> datetime:
+    """The one clock of production code; tests inject their own through `create_app`."""
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -23,4 +28,4 @@ class Services:
     kek: bytes
     keys: KeyRing  # replaced (never mutated) when the key poller sees a change
     metrics: Metrics
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # injectable in tests
+    clock: Callable[[], datetime] = utc_now

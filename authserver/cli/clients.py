@@ -9,6 +9,7 @@ import click
 from authserver import admin
 from authserver.cli import common
 from authserver.clients import GRANT_TYPES
+from authserver.services import utc_now
 from authserver.store import clients as client_store
 
 
@@ -50,7 +51,7 @@ def clients_create(
             audiences=audiences,
             can_introspect=introspect,
             access_token_ttl=access_token_ttl,
-            now=common.now(),
+            now=utc_now(),
         ),
     )
     if as_json:

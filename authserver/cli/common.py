@@ -78,10 +78,6 @@ def read_password(password_stdin: bool) -> str:
     return value
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -9,6 +9,8 @@ import click
 from authserver.cli import common
 from authserver.keys import ensure_signing_keys, load_kek
 from authserver.schema import upgrade
+from authserver.services import utc_now
+from authserver.settings import Settings
 from authserver.store.db import Database
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -23,11 +25,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = common.load()
-
-    async def prepare(db: Database) -> None:
-        await ensure_signing_keys(db, settings, load_kek(settings), common.now())
-
-    common.run(settings, prepare)
+    _ensure_signing_keys(settings)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["authserver"] = {
         "handlers": ["default"],
@@ -64,9 +62,15 @@ def db_upgrade() -> None:
     settings = common.load()
     with common.one_line_errors():
         upgrade(settings.database_url)
-
-    async def keys(db: Database) -> None:
-        await ensure_signing_keys(db, settings, load_kek(settings), common.now())
-
-    common.run(settings, keys)
+    _ensure_signing_keys(settings)
     click.echo("database schema is up to date")
+
+
+def _ensure_signing_keys(settings: Settings) -> None:
+    """SPEC: `db upgrade` and `serve` each make sure a `current` and a `next` key exist (and a
+    wrong KEY_ENCRYPTION_KEY stops them before anything is served)."""
+
+    async def ensure(db: Database) -> None:
+        await ensure_signing_keys(db, settings, load_kek(settings), utc_now())
+
+    common.run(settings, ensure)

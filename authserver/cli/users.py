@@ -7,6 +7,7 @@ import click
 from authserver import admin
 from authserver.cli import common
 from authserver.passwords import make_passwords
+from authserver.services import utc_now
 from authserver.store import users as user_store
 
 
@@ -23,7 +24,7 @@ def users_create(name: str, password_stdin: bool) -> None:
     password = common.read_password(password_stdin)
     passwords = make_passwords(settings)
     user = common.run(
-        settings, lambda db: admin.create_user(db, passwords, name, password, common.now())
+        settings, lambda db: admin.create_user(db, passwords, name, password, utc_now())
     )
     click.echo(f"created user {user.username} (id {user.id})")
 
@@ -47,7 +48,7 @@ def users_list(as_json: bool) -> None:
 @click.argument("name")
 def users_disable(name: str) -> None:
     """Disable a user and revoke all their refresh tokens."""
-    common.run(common.load(), lambda db: admin.disable_user(db, name, common.now()))
+    common.run(common.load(), lambda db: admin.disable_user(db, name, utc_now()))
     click.echo(f"disabled user {name}; their refresh tokens are revoked")
 
 
@@ -59,5 +60,5 @@ def users_set_password(name: str, password_stdin: bool) -> None:
     settings = common.load()
     password = common.read_password(password_stdin)
     passwords = make_passwords(settings)
-    common.run(settings, lambda db: admin.set_password(db, passwords, name, password, common.now()))
+    common.run(settings, lambda db: admin.set_password(db, passwords, name, password, utc_now()))
     click.echo(f"password changed for {name}; their refresh tokens are revoked")

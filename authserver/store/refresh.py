@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import Update, exists, insert, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
@@ -93,7 +92,7 @@ async def _insert_family(
     return RefreshGrant(family_id, user_id, client_id, scope, expires_at)
 
 
-def _consume(old_hash: bytes, client_id: str, now: datetime):  # type: ignore[no-untyped-def]
+def _consume(old_hash: bytes, client_id: str, now: datetime) -> Update:
     """The conditional UPDATE that marks the presented token used, if it may be used."""
     live_family_of_enabled_user = exists(
         select(1)
@@ -205,43 +204,13 @@ async def _rotate_two_statements(
 
 
 async def find_token(db: Database, token_hash: bytes) -> RefreshTokenRecord | None:
-    """The stored state of a token, with its family's and user's (diagnosis, introspection)."""
-    query = (
-        select(
-            rt.c.id,
-            rt.c.family_id,
-            rt.c.client_id,
-            rt.c.user_id,
-            rt.c.scope,
-            rt.c.expires_at,
-            rt.c.rotated_at,
-            rt.c.revoked_at,
-            fam.c.revoked_at.label("family_revoked_at"),
-            users.c.disabled,
-        )
-        .select_from(
-            rt.join(fam, fam.c.id == rt.c.family_id).join(users, users.c.id == rt.c.user_id)
-        )
-        .where(rt.c.token_hash == token_hash)
+    """What the grant needs to explain a refused rotation (or check a narrowed scope)."""
+    query = select(rt.c.family_id, rt.c.client_id, rt.c.scope, rt.c.rotated_at).where(
+        rt.c.token_hash == token_hash
     )
     async with db.statement() as conn:
         row = (await conn.execute(query)).first()
-    return None if row is None else _record(row._mapping)
-
-
-def _record(m: RowMapping) -> RefreshTokenRecord:
-    return RefreshTokenRecord(
-        token_id=m["id"],
-        family_id=m["family_id"],
-        client_id=m["client_id"],
-        user_id=m["user_id"],
-        scope=m["scope"],
-        expires_at=m["expires_at"],
-        rotated_at=m["rotated_at"],
-        revoked_at=m["revoked_at"],
-        family_revoked_at=m["family_revoked_at"],
-        user_disabled=m["disabled"],
-    )
+    return None if row is None else RefreshTokenRecord(*row)
 
 
 async def revoke_family(db: Database, family_id: uuid.UUID, *, reason: str, now: datetime) -> bool:
