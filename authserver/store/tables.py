@@ -191,3 +191,32 @@ login_ip_failures = Table(
     Column("window_started_at", UTCDateTime, nullable=False),
     Column("failures", Integer, nullable=False),
 )
+
+# Access tokens revoked through /revoke (RFC 7009): their `jti` is kept until the token would have
+# expired, so introspection can report it inactive. Offline verifiers cannot see this list.
+revoked_access_tokens = Table(
+    "revoked_access_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # the token's `exp`; purge deletes after
+    Index("ix_revoked_access_tokens_expires_at", "expires_at"),
+)
+
+# Append-only audit trail (who did what, when, from where, with what outcome). Never a secret:
+# no password, token, client secret or key material is ever written here.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("event", String(64), nullable=False),  # e.g. login.failure, refresh.reuse_detected
+    Column("outcome", String(16), nullable=False),  # success | failure | denied
+    Column("actor", String(255), nullable=True),  # username, client_id, or "cli"
+    Column("client_id", String(64), nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("subject", String(255), nullable=True),  # what it acted on: user id, kid, family id
+    Column("detail", Text, nullable=True),  # JSON object with non-secret context
+    Index("ix_audit_events_occurred_at", "occurred_at"),
+)
