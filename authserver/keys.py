@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 
 from authserver.models import SigningKeyRecord
 from authserver.settings import ConfigError, Settings
@@ -151,6 +151,7 @@ class KeyRing:
     kid: str
     activated_at: datetime | None
     jwks: bytes  # the JWKS document, public members only
+    public_keys: KeySet  # the same published keys, for verifying our own tokens (introspection)
     states: frozenset[tuple[str, str]]  # what it was built from, to notice changes
 
 
@@ -179,8 +180,9 @@ def build_key_ring(
         json.loads(record.public_jwk) for record in records if is_published(record, settings, now)
     ]
     jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
+    public_keys = KeySet.import_key_set({"keys": published})
     states = frozenset((record.kid, record.state) for record in records)
-    return KeyRing(signing_key, current[0].kid, current[0].activated_at, jwks, states)
+    return KeyRing(signing_key, current[0].kid, current[0].activated_at, jwks, public_keys, states)
 
 
 async def load_key_ring(db: Database, settings: Settings, kek: bytes, now: datetime) -> KeyRing:
