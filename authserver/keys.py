@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -41,12 +42,17 @@ class NoSigningKey(Exception):
 # --- the key-encryption key -------------------------------------------------------------------
 
 
-def load_kek(settings: Settings) -> bytes:
-    """KEY_ENCRYPTION_KEY, or the file `keys/kek`, created (mode 0600) if absent."""
+def load_kek(settings: Settings, *, create: bool = True) -> bytes:
+    """KEY_ENCRYPTION_KEY, or the file `keys/kek`, created (mode 0600) if absent and `create`."""
     if settings.key_encryption_key is not None:
         return _decode_kek(settings.key_encryption_key.get_secret_value(), "key_encryption_key")
     path = settings.key_encryption_key_file
     if not path.exists():
+        if not create:
+            raise ConfigError(
+                f"key_encryption_key: not set, and {path} does not exist "
+                "(run from the directory the server runs in, or set AUTHSERVER_KEY_ENCRYPTION_KEY)"
+            )
         _create_kek_file(path)
     try:
         text = path.read_text(encoding="ascii").strip()
@@ -153,16 +159,37 @@ class KeyRing:
     jwks: bytes  # the JWKS document, public members only
     public_keys: KeySet  # the same published keys, for verifying our own tokens (introspection)
     states: frozenset[tuple[str, str]]  # what it was built from, to notice changes
+    changes_at: datetime | None  # when the next retired key leaves the JWKS (rebuild then)
+
+
+def published_until(record: SigningKeyRecord, settings: Settings) -> datetime | None:
+    """When `record` leaves the JWKS: None while `next` or `current` (published indefinitely).
+
+    A retired key stays until every token it signed has expired: a process may go on signing
+    with it for up to KEYS_REFRESH_INTERVAL after the rotation, and its tokens then live for
+    ACCESS_TOKEN_TTL (client TTLs are capped at it); RETIRED_KEY_LEEWAY covers clock skew and a
+    missed poll. A revoked key is unpublished at once.
+    """
+    if record.state in ("next", "current"):
+        return None
+    if record.state == "retired" and record.retired_at is not None:
+        window = timedelta(seconds=settings.access_token_ttl + settings.keys_refresh_interval)
+        return record.retired_at + window + RETIRED_KEY_LEEWAY
+    return record.created_at  # revoked: never published again
 
 
 def is_published(record: SigningKeyRecord, settings: Settings, now: datetime) -> bool:
-    """`next` and `current` are published; `retired` until its last token has expired."""
-    if record.state in ("next", "current"):
-        return True
-    if record.state == "retired" and record.retired_at is not None:
-        window = timedelta(seconds=settings.access_token_ttl + settings.keys_refresh_interval)
-        return now < record.retired_at + window + RETIRED_KEY_LEEWAY
-    return False
+    until = published_until(record, settings)
+    return until is None or now < until
+
+
+def public_jwks(
+    records: list[SigningKeyRecord], settings: Settings, now: datetime
+) -> list[dict[str, Any]]:
+    """The JWKS `keys` array: public members of every published key."""
+    return [
+        json.loads(record.public_jwk) for record in records if is_published(record, settings, now)
+    ]
 
 
 def build_key_ring(
@@ -176,13 +203,25 @@ def build_key_ring(
     signing_key.ensure_kid()
     if signing_key.kid != current[0].kid:
         raise KeyDecryptionError(f"signing key {current[0].kid} does not match its kid")
-    published = [
-        json.loads(record.public_jwk) for record in records if is_published(record, settings, now)
-    ]
+    published = public_jwks(records, settings, now)
     jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
     public_keys = KeySet.import_key_set({"keys": published})
     states = frozenset((record.kid, record.state) for record in records)
-    return KeyRing(signing_key, current[0].kid, current[0].activated_at, jwks, public_keys, states)
+    ends = [
+        until
+        for record in records
+        if record.state == "retired" and (until := published_until(record, settings)) is not None
+        if until > now
+    ]
+    return KeyRing(
+        signing_key,
+        current[0].kid,
+        current[0].activated_at,
+        jwks,
+        public_keys,
+        states,
+        min(ends, default=None),
+    )
 
 
 async def load_key_ring(db: Database, settings: Settings, kek: bytes, now: datetime) -> KeyRing:

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     key_encryption_key: SecretStr | None = None
     key_encryption_key_file: Path = Path("keys/kek")
     keys_refresh_interval: float = Field(default=5.0, gt=0, le=3600)
+    key_rotation_interval: int = Field(default=0, ge=0)  # seconds; 0 = no automatic rotation
     signing_key_size: int = Field(default=2048)
 
     argon2_time_cost: int = Field(default=2, ge=1, le=20)

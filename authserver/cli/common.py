@@ -13,10 +13,12 @@ from typing import Any, TypeVar
 import click
 
 from authserver.admin import AdminError
+from authserver.key_lifecycle import KeyLifecycleError
 from authserver.keys import KeyDecryptionError, NoSigningKey
 from authserver.schema import SchemaOutOfDate, check_at_head, upgrade
 from authserver.settings import ConfigError, Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
+from authserver.store.keys import KeyStateConflict
 
 T = TypeVar("T")
 
@@ -37,6 +39,8 @@ def one_line_errors() -> Iterator[None]:
         SchemaOutOfDate,
         KeyDecryptionError,
         NoSigningKey,
+        KeyLifecycleError,
+        KeyStateConflict,
     ) as exc:
         raise click.ClickException(str(exc)) from None
     except DATABASE_UNAVAILABLE as exc:

@@ -1,11 +1,18 @@
-"""`keys list`."""
+"""`keys list | rotate [--now] | revoke KID | export-jwks` (SPEC "Signing keys")."""
 
 from __future__ import annotations
 
+import json
+
 import click
 
+from authserver import key_lifecycle
 from authserver.cli import common
+from authserver.keys import load_kek, public_jwks
+from authserver.services import utc_now
+from authserver.settings import Settings
 from authserver.store import keys as key_store
+from authserver.store.db import Database
 
 
 @click.group()
@@ -17,16 +24,125 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def keys_list(as_json: bool) -> None:
     """Public facts about each key; never private material."""
-    rows = [
+    settings = common.load()
+    records = common.run(settings, key_store.list_keys)
+    now = utc_now()
+    if as_json:
+        rows = [
+            {
+                "kid": key.kid,
+                "state": key.state,
+                "alg": key.alg,
+                "size": key.size,
+                "created_at": common.iso(key.created_at),
+                "activated_at": common.iso(key.activated_at),
+                "retired_at": common.iso(key.retired_at),
+            }
+            for key in records
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    published = {jwk["kid"] for jwk in public_jwks(records, settings, now)}
+    table = [
         {
             "kid": key.kid,
             "state": key.state,
             "alg": key.alg,
             "size": key.size,
+            "published": key.kid in published,
             "created_at": common.iso(key.created_at),
             "activated_at": common.iso(key.activated_at),
-            "retired_at": common.iso(key.retired_at),
+            "ended_at": common.iso(key.retired_at or key.revoked_at),
         }
-        for key in common.run(common.load(), key_store.list_keys)
+        for key in records
     ]
-    common.print_rows(rows, as_json, ["kid", "state", "alg", "size", "created_at", "activated_at"])
+    columns = ["kid", "state", "alg", "size", "published", "created_at", "activated_at", "ended_at"]
+    common.print_rows(table, False, columns)
+
+
+@keys.command("rotate")
+@click.option(
+    "--now",
+    "force",
+    is_flag=True,
+    help="Emergency: promote the next key even if it was published less than JWKS_MAX_AGE ago.",
+)
+def keys_rotate(force: bool) -> None:
+    """Promote the next key to current, retire the current one, create a new next key.
+
+    Refused while the next key has been published for less than JWKS_MAX_AGE, so that no
+    resource server with a cached JWKS meets an unknown kid.
+    """
+    settings = common.load()
+    kek = _operator_kek(settings)
+
+    async def work(db: Database) -> key_lifecycle.Rotation:
+        return await key_lifecycle.rotate(db, settings, kek, utc_now(), force=force)
+
+    rotation = common.run(settings, work)
+    if rotation.early_by:
+        _warn_early(rotation, settings)
+    click.echo(f"current: {rotation.current_kid} (signs new tokens)")
+    click.echo(f"retired: {rotation.retired_kid} (published until its last token has expired)")
+    click.echo(f"next:    {rotation.next_kid} (published now, promoted at the next rotation)")
+    _echo_pickup(settings)
+
+
+@keys.command("revoke")
+@click.argument("kid")
+def keys_revoke(kid: str) -> None:
+    """Compromised key: unpublish KID at once. Revoking the current key promotes the next key
+    (and creates a new next key) in the same step, so signing never stops."""
+    settings = common.load()
+    kek = _operator_kek(settings)
+
+    async def work(db: Database) -> key_lifecycle.Revocation:
+        return await key_lifecycle.revoke(db, settings, kek, kid, utc_now())
+
+    revocation = common.run(settings, work)
+    click.echo(f"revoked: {revocation.kid} (was {revocation.previous_state}; no longer published)")
+    if revocation.promoted is not None:
+        if revocation.promoted.early_by:
+            _warn_early(revocation.promoted, settings)
+        click.echo(f"current: {revocation.promoted.current_kid} (signs new tokens)")
+        click.echo(f"next:    {revocation.promoted.next_kid}")
+        click.echo(
+            "tokens signed with the revoked key no longer verify at resource servers that "
+            "refetch the JWKS; users of those tokens must refresh"
+        )
+    elif revocation.new_next_kid is not None:
+        click.echo(f"next:    {revocation.new_next_kid}")
+    _echo_pickup(settings)
+
+
+@keys.command("export-jwks")
+def keys_export_jwks() -> None:
+    """Print the public JWKS (what /.well-known/jwks.json serves), e.g. to pin or pre-seed
+    resource servers. Public keys only."""
+    settings = common.load()
+    records = common.run(settings, key_store.list_keys)
+    click.echo(json.dumps({"keys": public_jwks(records, settings, utc_now())}, indent=2))
+
+
+def _operator_kek(settings: Settings) -> bytes:
+    """The KEK, never created by an operator command: a missing file means the wrong directory
+    or host, and a fresh KEK would only make keys no server can open."""
+    with common.one_line_errors():
+        return load_kek(settings, create=False)
+
+
+def _warn_early(rotation: key_lifecycle.Rotation, settings: Settings) -> None:
+    click.echo(
+        f"warning: --now promoted {rotation.current_kid} {rotation.early_by} s before it had "
+        f"been published for JWKS_MAX_AGE ({settings.jwks_max_age} s): a resource server whose "
+        f"cached JWKS predates it may reject the new tokens for up to {rotation.early_by} s, "
+        "unless it refetches on an unknown kid (authserver.verify does)",
+        err=True,
+    )
+
+
+def _echo_pickup(settings: Settings) -> None:
+    click.echo(
+        "every serving process applies this within KEYS_REFRESH_INTERVAL "
+        f"({settings.keys_refresh_interval:g} s)"
+    )

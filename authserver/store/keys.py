@@ -1,13 +1,30 @@
-"""Signing-key rows. The database enforces one `current` and one `next` (partial unique indexes)."""
+"""Signing-key rows. The database enforces one `current` and one `next` (partial unique indexes).
+
+Every state change is a conditional UPDATE on the state the caller saw (`WHERE kid = … AND state =
+…`): two operators rotating at once both read the same keys, the first commit wins, and the
+other's UPDATE matches no row, so it rolls back and reports the conflict. On PostgreSQL the same
+transaction sends NOTIFY on `KEYS_CHANNEL`, delivered on commit, so every serving process reloads
+at once instead of at its next poll.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from datetime import datetime
+
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authserver.models import SigningKeyRecord
 from authserver.store.db import Database
 from authserver.store.tables import signing_keys
+
+KEYS_CHANNEL = "authserver_keys"
+_RACED = "another process changed the signing keys at the same time; see `authserver keys list`"
+
+
+class KeyStateConflict(Exception):
+    """A key was not in the state the caller saw: another process changed the keys first."""
 
 
 async def list_keys(db: Database) -> list[SigningKeyRecord]:
@@ -26,11 +43,75 @@ async def key_states(db: Database) -> frozenset[tuple[str, str]]:
 async def insert_key(db: Database, record: SigningKeyRecord) -> bool:
     """Store a new key; False if another process stored one in that state first."""
     try:
-        async with db.statement() as conn:
+        async with db.transaction() as conn:
             await conn.execute(insert(signing_keys).values(_values(record)))
+            await _notify(db, conn)
     except IntegrityError:
         return False
     return True
+
+
+async def promote_next(
+    db: Database,
+    *,
+    current_kid: str,
+    next_kid: str,
+    new_next: SigningKeyRecord,
+    now: datetime,
+    old_current_becomes: str,
+) -> None:
+    """current → `old_current_becomes` (retired or revoked), next → current, `new_next` → next.
+
+    One transaction; raises KeyStateConflict (and changes nothing) if either key moved meanwhile.
+    """
+    ended = {"retired_at": now} if old_current_becomes == "retired" else {"revoked_at": now}
+    try:
+        async with db.transaction() as conn:
+            await _move(conn, current_kid, "current", old_current_becomes, **ended)
+            await _move(conn, next_kid, "next", "current", activated_at=now)
+            await conn.execute(insert(signing_keys).values(_values(new_next)))
+            await _notify(db, conn)
+    except IntegrityError:  # a concurrent writer inserted a `next` first
+        raise KeyStateConflict(_RACED) from None
+
+
+async def revoke_key(
+    db: Database,
+    *,
+    kid: str,
+    state: str,
+    now: datetime,
+    new_next: SigningKeyRecord | None,
+) -> None:
+    """A `next` or `retired` key → revoked; for `next`, `new_next` takes its place."""
+    try:
+        async with db.transaction() as conn:
+            await _move(conn, kid, state, "revoked", revoked_at=now)
+            if new_next is not None:
+                await conn.execute(insert(signing_keys).values(_values(new_next)))
+            await _notify(db, conn)
+    except IntegrityError:
+        raise KeyStateConflict(_RACED) from None
+
+
+async def _move(
+    conn: AsyncConnection, kid: str, from_state: str, to_state: str, **times: datetime
+) -> None:
+    result = await conn.execute(
+        update(signing_keys)
+        .where(signing_keys.c.kid == kid, signing_keys.c.state == from_state)
+        .values(state=to_state, **times)
+    )
+    if result.rowcount != 1:
+        raise KeyStateConflict(
+            f"key {kid} is no longer {from_state}: another process changed the signing keys"
+        )
+
+
+async def _notify(db: Database, conn: AsyncConnection) -> None:
+    """PostgreSQL: wake every serving process's key watcher when this transaction commits."""
+    if not db.is_sqlite:
+        await conn.execute(text("SELECT pg_notify(:channel, 'changed')"), {"channel": KEYS_CHANNEL})
 
 
 def _values(record: SigningKeyRecord) -> dict[str, object]:

@@ -1,0 +1,110 @@
+"""Every serving process follows key changes made anywhere (SPEC "Signing keys": pick-up without
+a restart, within KEYS_REFRESH_INTERVAL).
+
+Polling is the guarantee: every KEYS_REFRESH_INTERVAL the process compares the (kid, state) pairs
+in the database with the ones its KeyRing was built from. On PostgreSQL a dedicated connection
+also LISTENs on the channel that key changes NOTIFY, which wakes the poll at once; if that
+connection drops, polling alone carries on while it reconnects. The same loop runs automatic
+rotation (KEY_ROTATION_INTERVAL) and rebuilds the JWKS when a retired key's publication ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from authserver.key_lifecycle import rotate_if_due
+from authserver.keys import load_key_ring
+from authserver.services import Services
+from authserver.store import keys as key_store
+from authserver.store.db import DATABASE_UNAVAILABLE
+
+log = logging.getLogger("authserver.keys")
+
+LISTEN_RETRY_MAX = 30.0  # seconds between reconnection attempts of the LISTEN connection, at most
+
+
+async def watch_keys(svc: Services) -> None:
+    """Run until cancelled: apply key changes, rotate when due."""
+    wake = asyncio.Event()
+    listener = None if svc.db.is_sqlite else asyncio.create_task(_listen(svc, wake))
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), svc.settings.keys_refresh_interval)
+            wake.clear()
+            await check_keys(svc)
+    finally:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+
+async def check_keys(svc: Services) -> None:
+    """One round: rotate if due, then reload the key ring if anything changed. Never raises:
+    a failed round keeps the keys this process has and tries again next round."""
+    try:
+        if svc.settings.key_rotation_interval:
+            rotation = await rotate_if_due(svc.db, svc.settings, svc.kek, svc.clock())
+            if rotation is not None:
+                log.info(
+                    "automatic rotation: %s is current, %s retired, %s next",
+                    rotation.current_kid,
+                    rotation.retired_kid,
+                    rotation.next_kid,
+                )
+        await reload_keys_if_changed(svc)
+    except DATABASE_UNAVAILABLE:
+        log.warning("key check: database unavailable; keeping the current keys")
+    except Exception:
+        log.exception("key check failed; keeping the current keys")
+
+
+async def reload_keys_if_changed(svc: Services) -> None:
+    states = await key_store.key_states(svc.db)
+    now = svc.clock()
+    ring = svc.keys
+    if states == ring.states and (ring.changes_at is None or now < ring.changes_at):
+        return
+    svc.keys = await load_key_ring(svc.db, svc.settings, svc.kek, now)
+    if svc.keys.kid != ring.kid:
+        log.info("signing with key %s (was %s)", svc.keys.kid, ring.kid)
+
+
+async def _listen(svc: Services, wake: asyncio.Event) -> None:
+    """PostgreSQL LISTEN on the key channel, reconnecting with back-off; wakes the poll loop."""
+    url = make_url(svc.settings.database_url).set(drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    delay = svc.settings.keys_refresh_interval
+    while True:
+        try:
+            await _listen_until_lost(svc, dsn, wake)
+            log.warning("key change listener lost its connection; polling until it reconnects")
+            delay = svc.settings.keys_refresh_interval
+        except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            log.warning("key change listener cannot connect (%s); polling", type(exc).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, LISTEN_RETRY_MAX)
+
+
+async def _listen_until_lost(svc: Services, dsn: str, wake: asyncio.Event) -> None:
+    connection = await asyncpg.connect(
+        dsn,
+        timeout=svc.settings.database_connect_timeout,
+        server_settings={"application_name": "authserver-keys"},
+    )
+    try:
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _conn: lost.set())
+        await connection.add_listener(key_store.KEYS_CHANNEL, lambda *_args: wake.set())
+        wake.set()  # catch up on anything that changed while not listening
+        await lost.wait()
+    finally:
+        if not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
