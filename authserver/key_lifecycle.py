@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from authserver.audit import AuditEvent
 from authserver.keys import decrypt_private_key, generate_key, new_key_record
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
@@ -44,6 +45,22 @@ class Rotation:
     current_kid: str  # the promoted key, signing from now on
     next_kid: str  # the key created to be promoted next time
     early_by: int  # seconds the promoted key was short of JWKS_MAX_AGE (0 = fully safe)
+
+
+def rotation_event(rotation: Rotation, actor: str, *, forced: bool) -> AuditEvent:
+    """The audit record of a rotation (kids only: they are public)."""
+    return AuditEvent(
+        "key.rotated",
+        "success",
+        actor=actor,
+        subject=rotation.current_kid,
+        detail={
+            "retired": rotation.retired_kid,
+            "next": rotation.next_kid,
+            "forced": forced,
+            "early_by_seconds": rotation.early_by,
+        },
+    )
 
 
 def next_rotation_wait(records: list[SigningKeyRecord], settings: Settings, now: datetime) -> int:

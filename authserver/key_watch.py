@@ -17,7 +17,8 @@ import logging
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from authserver.key_lifecycle import rotate_if_due
+from authserver.audit import record
+from authserver.key_lifecycle import rotate_if_due, rotation_event
 from authserver.keys import load_key_ring
 from authserver.services import Services
 from authserver.store import keys as key_store
@@ -52,6 +53,7 @@ async def check_keys(svc: Services) -> None:
         if svc.settings.key_rotation_interval:
             rotation = await rotate_if_due(svc.db, svc.settings, svc.kek, svc.clock())
             if rotation is not None:
+                await record(svc.db, rotation_event(rotation, "server", forced=False), svc.clock())
                 log.info(
                     "automatic rotation: %s is current, %s retired, %s next",
                     rotation.current_kid,

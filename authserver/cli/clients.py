@@ -7,10 +7,12 @@ import json
 import click
 
 from authserver import admin
+from authserver.audit import AuditEvent, DetailValue, operator, record
 from authserver.cli import common
 from authserver.clients import GRANT_TYPES
 from authserver.services import utc_now
 from authserver.store import clients as client_store
+from authserver.store.db import Database
 
 
 @click.group()
@@ -39,9 +41,9 @@ def clients_create(
 ) -> None:
     """Register a client; a confidential client's secret is shown this once only."""
     settings = common.load()
-    created = common.run(
-        settings,
-        lambda db: admin.create_client(
+
+    async def work(db: Database) -> admin.NewClient:
+        created = await admin.create_client(
             db,
             settings,
             name=name,
@@ -52,8 +54,27 @@ def clients_create(
             can_introspect=introspect,
             access_token_ttl=access_token_ttl,
             now=utc_now(),
-        ),
-    )
+        )
+        client = created.client
+        detail: dict[str, DetailValue] = {
+            "name": client.name,
+            "public": client.is_public,
+            "grants": " ".join(sorted(client.grant_types)),
+            "scopes": " ".join(client.scopes),
+            "introspect": client.can_introspect,
+        }
+        event = AuditEvent(
+            "client.created",
+            "success",
+            actor=operator(),
+            client_id=client.client_id,
+            subject=client.client_id,
+            detail=detail,
+        )
+        await record(db, event, utc_now())
+        return created
+
+    created = common.run(settings, work)
     if as_json:
         click.echo(
             json.dumps({"client_id": created.client.client_id, "client_secret": created.secret})
@@ -89,5 +110,13 @@ def clients_list(as_json: bool) -> None:
 @click.argument("client_id")
 def clients_delete(client_id: str) -> None:
     """Delete a client and every refresh token it holds."""
-    common.run(common.load(), lambda db: admin.delete_client(db, client_id))
+
+    async def work(db: Database) -> None:
+        await admin.delete_client(db, client_id)
+        event = AuditEvent(
+            "client.deleted", "success", actor=operator(), client_id=client_id, subject=client_id
+        )
+        await record(db, event, utc_now())
+
+    common.run(common.load(), work)
     click.echo(f"deleted client {client_id}")

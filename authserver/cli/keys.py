@@ -7,6 +7,7 @@ import json
 import click
 
 from authserver import key_lifecycle
+from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
 from authserver.keys import load_kek, public_jwks
 from authserver.services import utc_now
@@ -77,7 +78,11 @@ def keys_rotate(force: bool) -> None:
     kek = _operator_kek(settings)
 
     async def work(db: Database) -> key_lifecycle.Rotation:
-        return await key_lifecycle.rotate(db, settings, kek, utc_now(), force=force)
+        rotation = await key_lifecycle.rotate(db, settings, kek, utc_now(), force=force)
+        await record(
+            db, key_lifecycle.rotation_event(rotation, operator(), forced=force), utc_now()
+        )
+        return rotation
 
     rotation = common.run(settings, work)
     if rotation.early_by:
@@ -97,7 +102,13 @@ def keys_revoke(kid: str) -> None:
     kek = _operator_kek(settings)
 
     async def work(db: Database) -> key_lifecycle.Revocation:
-        return await key_lifecycle.revoke(db, settings, kek, kid, utc_now())
+        revocation = await key_lifecycle.revoke(db, settings, kek, kid, utc_now())
+        detail = {"previous_state": revocation.previous_state}
+        if revocation.promoted is not None:
+            detail["now_current"] = revocation.promoted.current_kid
+        event = AuditEvent("key.revoked", "success", actor=operator(), subject=kid, detail=detail)
+        await record(db, event, utc_now())
+        return revocation
 
     revocation = common.run(settings, work)
     click.echo(f"revoked: {revocation.kid} (was {revocation.previous_state}; no longer published)")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import click
 
 from authserver import admin
+from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
+from authserver.models import User
 from authserver.passwords import make_passwords
 from authserver.services import utc_now
 from authserver.store import users as user_store
+from authserver.store.db import Database
 
 
 @click.group()
@@ -23,9 +26,13 @@ def users_create(name: str, password_stdin: bool) -> None:
     settings = common.load()
     password = common.read_password(password_stdin)
     passwords = make_passwords(settings)
-    user = common.run(
-        settings, lambda db: admin.create_user(db, passwords, name, password, utc_now())
-    )
+
+    async def work(db: Database) -> User:
+        user = await admin.create_user(db, passwords, name, password, utc_now())
+        await _audit(db, "user.created", user)
+        return user
+
+    user = common.run(settings, work)
     click.echo(f"created user {user.username} (id {user.id})")
 
 
@@ -48,7 +55,11 @@ def users_list(as_json: bool) -> None:
 @click.argument("name")
 def users_disable(name: str) -> None:
     """Disable a user and revoke all their refresh tokens."""
-    common.run(common.load(), lambda db: admin.disable_user(db, name, utc_now()))
+
+    async def work(db: Database) -> None:
+        await _audit(db, "user.disabled", await admin.disable_user(db, name, utc_now()))
+
+    common.run(common.load(), work)
     click.echo(f"disabled user {name}; their refresh tokens are revoked")
 
 
@@ -60,5 +71,15 @@ def users_set_password(name: str, password_stdin: bool) -> None:
     settings = common.load()
     password = common.read_password(password_stdin)
     passwords = make_passwords(settings)
-    common.run(settings, lambda db: admin.set_password(db, passwords, name, password, utc_now()))
+
+    async def work(db: Database) -> None:
+        user = await admin.set_password(db, passwords, name, password, utc_now())
+        await _audit(db, "user.password_changed", user)
+
+    common.run(settings, work)
     click.echo(f"password changed for {name}; their refresh tokens are revoked")
+
+
+async def _audit(db: Database, event: str, user: User) -> None:
+    entry = AuditEvent(event, "success", actor=operator(), subject=str(user.id))
+    await record(db, entry, utc_now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from authserver.audit import AuditEvent, DetailValue, record
 from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
@@ -32,6 +33,7 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
 
     attempt = await login_failures.begin_attempt(db, username, req.client_ip, svc.lockout, req.now)
     if attempt.retry_after is not None:
+        await _audit(svc, req, "login.locked", "denied", username, retry_after=attempt.retry_after)
         raise too_many_attempts(attempt.retry_after)
 
     user = await users.get_user(db, username)
@@ -39,6 +41,9 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
     valid = await svc.passwords.verify(user.password_hash if user else None, password)
     svc.metrics.password_hash_seconds.observe(time.perf_counter() - started)
     if user is None or not valid or user.disabled:
+        reason = "unknown_user" if user is None else "disabled" if user.disabled else "password"
+        subject = None if user is None else str(user.id)
+        await _audit(svc, req, "login.failure", "failure", username, subject, reason=reason)
         raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
     await login_failures.attempt_succeeded(db, username, req.client_ip, attempt)
@@ -60,6 +65,9 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         )
     except refresh.OwnerGone:
         raise invalid_client() from None  # deleted by an operator a moment ago
+    await _audit(
+        svc, req, "login.success", "success", username, str(user.id), sid=str(family.family_id)
+    )
     ttl = access_token_ttl(client, settings)
     access_token = issue_access_token(
         svc.keys,
@@ -73,3 +81,26 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         family_id=family.family_id,
     )
     return TokenResponse(access_token, ttl, scope, refresh_token)
+
+
+async def _audit(
+    svc: Services,
+    req: GrantRequest,
+    event: str,
+    outcome: str,
+    username: str,
+    subject: str | None = None,
+    **detail: DetailValue,
+) -> None:
+    """The audit record of a login attempt. The reason for a failure is for operators only:
+    the client sees the same answer, after the same work, whatever it is."""
+    entry = AuditEvent(
+        event,
+        outcome,
+        actor=username,
+        client_id=req.client.client_id,
+        ip=req.client_ip,
+        subject=subject,
+        detail=detail,
+    )
+    await record(svc.db, entry, req.now)

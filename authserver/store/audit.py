@@ -1,0 +1,63 @@
+"""`audit_events` rows: append and read, nothing else (the trail is append-only; no code path
+updates or deletes a row)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from authserver.store.db import Database
+from authserver.store.tables import audit_events
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    occurred_at: datetime
+    event: str
+    outcome: str
+    actor: str | None
+    client_id: str | None
+    ip: str | None
+    subject: str | None
+    detail: dict[str, Any]
+
+
+async def append(db: Database, fields: Mapping[str, Any], now: datetime) -> None:
+    values = {**fields, "occurred_at": now}
+    detail = values.pop("detail", None)
+    values["detail"] = json.dumps(dict(detail), sort_keys=True) if detail else None
+    async with db.statement() as conn:
+        await conn.execute(insert(audit_events).values(values))
+
+
+async def latest(db: Database, limit: int) -> list[AuditRecord]:
+    """The last `limit` events, oldest first."""
+    query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+    async with db.statement() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_record(row._mapping) for row in reversed(rows)]
+
+
+async def after(db: Database, last_id: int, limit: int = 1000) -> list[AuditRecord]:
+    """Events newer than `last_id`, oldest first (for `audit tail --follow`)."""
+    query = (
+        select(audit_events)
+        .where(audit_events.c.id > last_id)
+        .order_by(audit_events.c.id)
+        .limit(limit)
+    )
+    async with db.statement() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_record(row._mapping) for row in rows]
+
+
+def _record(row: Mapping[str, Any]) -> AuditRecord:
+    values = dict(row)
+    values["detail"] = json.loads(values["detail"]) if values["detail"] else {}
+    return AuditRecord(**values)
