@@ -35,8 +35,11 @@ async def watch_keys(svc: Services) -> None:
     listener = None if svc.db.is_sqlite else asyncio.create_task(_listen(svc, wake))
     try:
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can hold up a cancellation that
+            # arrives as its inner wait ends, which stalled shutdown by seconds.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), svc.settings.keys_refresh_interval)
+                async with asyncio.timeout(svc.settings.keys_refresh_interval):
+                    await wake.wait()
             wake.clear()
             await check_keys(svc)
     finally:
