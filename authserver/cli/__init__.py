@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import click
 
+from authserver.cli.audit import audit
 from authserver.cli.clients import clients
 from authserver.cli.keys import keys
 from authserver.cli.server import db, serve
+from authserver.cli.tokens import tokens
 from authserver.cli.users import users
 
 
@@ -20,5 +22,5 @@ def main() -> None:
     """authserver: an OAuth 2.0 authorization server."""
 
 
-for command in (serve, db, users, clients, keys):
+for command in (serve, db, users, clients, keys, tokens, audit):
     main.add_command(command)

@@ -33,13 +33,24 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        # revocation_endpoint and introspection_endpoint (RFC 8414 OPTIONAL) are advertised
-        # once /revoke and /introspect exist: a client must never be sent to a 404.
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
         "grant_types_supported": list(GRANTS),
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
             "none",
+        ],
+        # RFC 7009 §2.1: public clients may revoke their own tokens with their client_id alone.
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        # RFC 7662 §2.1: only authenticated (confidential) clients may introspect.
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
         ],
         "scopes_supported": scopes,
         "response_types_supported": [],  # there is no authorization endpoint

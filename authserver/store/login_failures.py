@@ -132,5 +132,17 @@ async def _locked_ip(
 async def _ensure_row(
     db: Database, conn: AsyncConnection, table: Table, values: dict[str, object]
 ) -> None:
-    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
-    await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    """Make sure the counter row exists, and on PostgreSQL lock it from here on: `tokens purge`
+    may delete a reset row, and must not do so between this statement and the SELECT … FOR
+    UPDATE that follows (the upsert's no-op update takes the row lock; DO NOTHING would not).
+    SQLite's BEGIN IMMEDIATE already keeps every other writer out."""
+    if db.is_sqlite:
+        await conn.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+        return
+    key = table.primary_key.columns.values()[0]
+    upsert = postgresql.insert(table).values(**values)
+    await conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[key], set_={key.name: upsert.excluded[key.name]}
+        )
+    )

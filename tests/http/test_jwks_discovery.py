@@ -120,9 +120,17 @@ async def test_metadata_has_every_spec_field_with_the_right_values(
     assert document["issuer"] == ISSUER
     assert document["token_endpoint"] == f"{ISSUER}/token"
     assert document["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
-    # Not advertised until /revoke and /introspect exist (issue 5): never send a client to a 404.
-    assert "revocation_endpoint" not in document
-    assert "introspection_endpoint" not in document
+    assert document["revocation_endpoint"] == f"{ISSUER}/revoke"
+    assert document["introspection_endpoint"] == f"{ISSUER}/introspect"
+    assert sorted(document["revocation_endpoint_auth_methods_supported"]) == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert sorted(document["introspection_endpoint_auth_methods_supported"]) == [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
     assert sorted(document["grant_types_supported"]) == [
         "client_credentials",
         "password",

@@ -1,0 +1,60 @@
+"""`tokens revoke --user NAME | purge`."""
+
+from __future__ import annotations
+
+import click
+
+from authserver.admin import AdminError
+from authserver.cli import common
+from authserver.revocation import Revocation, token_revoked
+from authserver.services import utc_now
+from authserver.store import revocation as revocation_store
+from authserver.store.db import Database
+from authserver.store.purge import DEFAULT_BATCH_SIZE, PurgeCounts, PurgePolicy, purge
+
+
+@click.group()
+def tokens() -> None:
+    """Refresh tokens and revoked access tokens."""
+
+
+@tokens.command("revoke")
+@click.option("--user", "username", required=True, help="Log this user out everywhere.")
+def tokens_revoke(username: str) -> None:
+    """Revoke every refresh-token family (session) of a user, at every client.
+
+    Their access tokens carry the family as `sid`, so introspection reports them inactive too;
+    resource servers that verify offline accept them until they expire (ACCESS_TOKEN_TTL).
+    """
+
+    async def work(db: Database) -> int:
+        count = await revocation_store.revoke_user_sessions(db, username, utc_now())
+        if count is None:
+            raise AdminError(f"no such user: {username!r}")
+        token_revoked(Revocation("user_sessions", username, count), actor="cli", ip=None)
+        return count
+
+    count = common.run(common.load(), work)
+    sessions = "session" if count == 1 else "sessions"
+    click.echo(f"revoked {count} {sessions} of user {username}")
+
+
+@tokens.command("purge")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Rows per DELETE; each batch is its own short transaction.",
+)
+def tokens_purge(batch_size: int) -> None:
+    """Delete expired and long-revoked rows; safe to run while the server is serving."""
+    settings = common.load()
+    policy = PurgePolicy.from_settings(settings)
+
+    async def work(db: Database) -> PurgeCounts:
+        return await purge(db, policy, utc_now(), batch_size=batch_size)
+
+    counts = common.run(settings, work)
+    for table, deleted in counts.items():
+        click.echo(f"{table}: {deleted} deleted")

@@ -1,0 +1,140 @@
+"""`authserver tokens purge`: delete rows that can no longer affect any decision.
+
+Safe while serving: every batch is one short DELETE of at most `batch_size` rows (its own
+transaction), whose WHERE clause repeats the eligibility condition outside the batch subquery,
+so PostgreSQL re-checks it on any row a concurrent request changed meanwhile (READ COMMITTED
+re-evaluates the outer WHERE on the new row version; the subquery's choice is not re-checked).
+
+What goes (`now` is the purge's start; nothing live is ever eligible):
+- refresh tokens past their expiry (rotated tokens are kept until then: reuse detection needs
+  them), and every token of a family revoked more than REFRESH_TOKEN_TTL ago;
+- families with no token left that were revoked more than REFRESH_TOKEN_TTL ago, or that
+  passed their absolute expiry more than ACCESS_TOKEN_TTL ago (their last access tokens, which
+  carry the family as `sid`, have expired by then, so introspection never misses the family);
+- revoked access tokens (`jti`s) past the token's own expiry;
+- login-failure rows equivalent to no row at all (authserver/lockout.py): a username with no
+  failure since its last success and no lock (failures = 0, lock_seconds = 0; the count does not
+  decay, so any other row still counts), and an IP whose window has ended or holds no failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, FromClause, Table, delete, exists, select
+
+from authserver.settings import Settings
+from authserver.store.db import Database
+from authserver.store.tables import (
+    login_ip_failures,
+    login_user_failures,
+    refresh_families,
+    refresh_tokens,
+    revoked_access_tokens,
+)
+
+DEFAULT_BATCH_SIZE = 1000
+
+Condition = Callable[[FromClause], ColumnElement[bool]]  # eligibility, for a table or alias
+
+
+@dataclass(frozen=True)
+class PurgePolicy:
+    refresh_token_ttl: int
+    access_token_ttl: int
+    login_ip_window_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PurgePolicy:
+        return cls(
+            settings.refresh_token_ttl,
+            settings.access_token_ttl,
+            settings.login_ip_window_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """Rows deleted, per table."""
+
+    refresh_tokens: int = 0
+    refresh_families: int = 0
+    revoked_access_tokens: int = 0
+    login_user_failures: int = 0
+    login_ip_failures: int = 0
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(field.name, getattr(self, field.name)) for field in fields(self)]
+
+
+async def purge(
+    db: Database, policy: PurgePolicy, now: datetime, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> PurgeCounts:
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    revoked_before = now - timedelta(seconds=policy.refresh_token_ttl)
+    expired_before = now - timedelta(seconds=policy.access_token_ttl)
+    window_started_before = now - timedelta(seconds=policy.login_ip_window_seconds)
+
+    def expired_token(t: FromClause) -> ColumnElement[bool]:
+        return t.c.expires_at <= now
+
+    def token_of_long_revoked_family(t: FromClause) -> ColumnElement[bool]:
+        family = refresh_families
+        return exists(
+            select(1).where(family.c.id == t.c.family_id, family.c.revoked_at <= revoked_before)
+        )
+
+    def dead_family(t: FromClause) -> ColumnElement[bool]:
+        gone = (t.c.revoked_at <= revoked_before) | (t.c.expires_at <= expired_before)
+        return gone & ~exists(select(1).where(refresh_tokens.c.family_id == t.c.id))
+
+    def expired_jti(t: FromClause) -> ColumnElement[bool]:
+        return t.c.expires_at <= now
+
+    def reset_username(t: FromClause) -> ColumnElement[bool]:
+        return (t.c.failures == 0) & (t.c.lock_seconds == 0)
+
+    def ended_ip_window(t: FromClause) -> ColumnElement[bool]:
+        return (t.c.failures == 0) | (t.c.window_started_at <= window_started_before)
+
+    tokens = await _delete_in_batches(db, refresh_tokens, "id", expired_token, batch_size)
+    tokens += await _delete_in_batches(
+        db, refresh_tokens, "id", token_of_long_revoked_family, batch_size
+    )
+    return PurgeCounts(
+        refresh_tokens=tokens,
+        refresh_families=await _delete_in_batches(
+            db, refresh_families, "id", dead_family, batch_size
+        ),
+        revoked_access_tokens=await _delete_in_batches(
+            db, revoked_access_tokens, "jti", expired_jti, batch_size
+        ),
+        login_user_failures=await _delete_in_batches(
+            db, login_user_failures, "username", reset_username, batch_size
+        ),
+        login_ip_failures=await _delete_in_batches(
+            db, login_ip_failures, "ip", ended_ip_window, batch_size
+        ),
+    )
+
+
+async def _delete_in_batches(
+    db: Database, table: Table, key: str, eligible: Condition, batch_size: int
+) -> int:
+    """DELETE … WHERE key IN (up to batch_size eligible keys) AND eligible, until none is left.
+
+    The batch is chosen from an alias so that it is not correlated with the DELETE's own table.
+    """
+    batch = table.alias("batch")
+    chosen = select(batch.c[key]).where(eligible(batch)).limit(batch_size)
+    statement = delete(table).where(table.c[key].in_(chosen), eligible(table))
+    total = 0
+    while True:
+        async with db.statement() as conn:
+            deleted = (await conn.execute(statement)).rowcount
+        total += deleted
+        if deleted == 0:
+            return total
