@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import RowMapping, insert, select
 
 from authserver.store.db import Database
 from authserver.store.tables import audit_events
@@ -57,7 +57,7 @@ async def after(db: Database, last_id: int, limit: int = 1000) -> list[AuditReco
     return [_record(row._mapping) for row in rows]
 
 
-def _record(row: Mapping[str, Any]) -> AuditRecord:
+def _record(row: RowMapping) -> AuditRecord:
     values = dict(row)
     values["detail"] = json.loads(values["detail"]) if values["detail"] else {}
     return AuditRecord(**values)
