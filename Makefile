@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint fmt bench clean
+.PHONY: install run test fuzz lint fmt bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: install
 ## test: lint, types, then the whole suite on SQLite and PostgreSQL
 test: lint
 	$(BIN)/pytest
+
+## fuzz: the property-based fuzz suite with thousands of examples per test (tests/fuzz)
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -53,6 +53,7 @@ class RefreshTokenRecord:
     client_id: str
     scope: str  # the login's scope
     rotated_at: datetime | None
+    revoked_at: datetime | None = None  # superseded by a grace-window replay of its parent
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from authserver.keys import KeyRing
@@ -25,7 +25,7 @@ class Services:
     db: Database
     passwords: Passwords
     lockout: LockoutPolicy
-    kek: bytes
+    kek: bytes = field(repr=False)  # never in a repr: tracebacks, test reports, debuggers
     keys: KeyRing  # replaced (never mutated) when the key poller sees a change
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now

@@ -7,6 +7,7 @@ before exiting non-zero.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=900, ge=1, le=86_400)
     refresh_token_ttl: int = Field(default=604_800, ge=1)
     refresh_family_max_age: int = Field(default=2_592_000, ge=1)
-    refresh_reuse_grace: int = 0
+    refresh_reuse_grace: int = Field(default=0, ge=0, le=300)
     default_audience: str | None = None
     scopes: list[str] = Field(default_factory=list)
 
@@ -77,6 +78,14 @@ class Settings(BaseSettings):
     login_lock_max_seconds: int = Field(default=900, ge=1)
     login_ip_max_failures: int = Field(default=100, ge=1)
     login_ip_window_seconds: int = Field(default=900, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    request_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    metrics_enabled: bool = True
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)  # None: the main port
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("issuer")
     @classmethod
@@ -101,11 +110,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{scope!r} is not a valid scope token (RFC 6749 §3.3)")
         return list(dict.fromkeys(value))
 
-    @field_validator("refresh_reuse_grace")
+    @field_validator("trusted_proxies")
     @classmethod
-    def _strict_rotation_only(cls, value: int) -> int:
-        if value != 0:
-            raise ValueError("only 0 (strict rotation) is supported in this version")
+    def _trusted_proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
 
     @field_validator("signing_key_size")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from authserver.clients import access_token_ttl, audiences, parse_scope
 from authserver.errors import invalid_grant, invalid_scope
@@ -20,6 +21,9 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
     """Every use rotates: the presented token is used up and a successor issued, in one atomic
     statement. A narrower `scope` narrows the access token only; the successor keeps the login's
     scope (§6). A failed refresh (invalid_scope, invalid_client) does not use the token up.
+
+    With REFRESH_REUSE_GRACE > 0, the immediately previous token presented within the window
+    while its successor is unused gets a new pair instead (`refresh.rotate` decides atomically).
     """
     presented_hash = token_digest(req.required("refresh_token"))
     requested = req.optional("scope")
@@ -34,6 +38,7 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
         client_id=req.client.client_id,
         now=req.now,
         token_ttl=svc.settings.refresh_token_ttl,
+        grace=svc.settings.refresh_reuse_grace,
     )
     if grant is None:
         await _explain_refusal(svc, req, presented_hash)
@@ -61,11 +66,13 @@ async def _check_narrowing(
     """§6: the requested scope must not include any scope not originally granted.
 
     Checked before the rotation so an invalid_scope answer leaves the token usable. Tokens that
-    are not this client's, or already used, are left to the rotation to refuse (and, for reuse,
-    to revoke their family).
+    are not this client's, or already used (outside the grace window), are left to the rotation
+    to refuse (and, for reuse, to revoke their family).
     """
     record = await refresh.find_token(svc.db, presented_hash)
-    if record is None or record.client_id != req.client.client_id or record.rotated_at:
+    if record is None or record.client_id != req.client.client_id:
+        return
+    if record.rotated_at is not None and not _within_grace(svc, req, record.rotated_at):
         return
     if not set(requested) <= set(record.scope.split()):
         raise invalid_scope("The requested scope exceeds the scope originally granted.")
@@ -88,15 +95,37 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
             req.client_ip,
         )
         return
-    if record.rotated_at is not None:
-        svc.metrics.refresh_reuse.inc()
-        revoked = await refresh.revoke_family(
-            svc.db, record.family_id, reason="reuse_detected", now=req.now
-        )
-        log.warning(
-            "refresh token reuse detected, family revoked: family=%s client=%s ip=%s first=%s",
+    if record.rotated_at is None and record.revoked_at is None:
+        return  # unused, but expired or its login ended: nothing more to revoke
+    if (
+        record.rotated_at is not None
+        and record.revoked_at is None
+        and _within_grace(svc, req, record.rotated_at)
+        and await refresh.has_unused_successor(svc.db, presented_hash)
+    ):
+        # A replay that qualified for the grace window, refused only because a concurrent
+        # replay of the same token took the successor first: the winner's pair stays valid.
+        log.info(
+            "refresh token replay lost a race with another replay: family=%s client=%s ip=%s",
             record.family_id,
             req.client.client_id,
             req.client_ip,
-            revoked,
         )
+        return
+    # Used (rotated) or superseded (revoked by a replay): reuse.
+    svc.metrics.refresh_reuse.inc()
+    revoked = await refresh.revoke_family(
+        svc.db, record.family_id, reason="reuse_detected", now=req.now
+    )
+    log.warning(
+        "refresh token reuse detected, family revoked: family=%s client=%s ip=%s first=%s",
+        record.family_id,
+        req.client.client_id,
+        req.client_ip,
+        revoked,
+    )
+
+
+def _within_grace(svc: Services, req: GrantRequest, rotated_at: datetime) -> bool:
+    grace = svc.settings.refresh_reuse_grace
+    return grace > 0 and req.now - rotated_at < timedelta(seconds=grace)

@@ -10,7 +10,9 @@ from starlette.responses import JSONResponse, Response
 from authserver.clients import authenticate_client
 from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
 from authserver.grants import GRANTS, GrantRequest
+from authserver.http.client_ip import client_ip as peer_ip
 from authserver.http.forms import client_credentials, read_form
+from authserver.http.request_log import note_client_id
 from authserver.http.responses import error_response
 from authserver.services import Services
 from authserver.store.db import DATABASE_UNAVAILABLE
@@ -33,7 +35,7 @@ async def token_endpoint(request: Request) -> Response:
             raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
         if requested_grant not in client.grant_types:
             raise OAuthError("unauthorized_client", "The client may not use this grant type.")
-        client_ip = request.client.host if request.client else "unknown"
+        client_ip = peer_ip(request, svc.settings.trusted_proxies)
         result = await grant(svc, GrantRequest(client, params, client_ip, svc.clock()))
         outcome = "success"
         response: Response = JSONResponse(result.body(), headers=NO_STORE)
