@@ -15,23 +15,27 @@ from starlette.routing import Route
 
 from authserver.errors import OAuthError
 from authserver.http.discovery import jwks_endpoint, metadata_endpoint
-from authserver.http.health import healthz, metrics_endpoint, readyz
+from authserver.http.health import healthz, metrics_endpoint, metrics_running, readyz
+from authserver.http.introspect import introspect_endpoint
 from authserver.http.limits import BodyLimit
+from authserver.http.request_log import RequestLog
 from authserver.http.responses import (
     database_error_handler,
     http_error_handler,
     oauth_error_handler,
     server_error_handler,
 )
+from authserver.http.revoke import revoke_endpoint
+from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
+from authserver.key_watch import watch_keys
 from authserver.keys import ensure_signing_keys, load_kek, load_key_ring
 from authserver.lockout import LockoutPolicy
 from authserver.metrics import make_metrics
 from authserver.passwords import make_passwords
 from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings
-from authserver.store import keys as key_store
-from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
+from authserver.store.db import DATABASE_UNAVAILABLE, open_database
 
 log = logging.getLogger("authserver")
 
@@ -57,18 +61,21 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 clock=clock,
             )
             app.state.services = services
-            poller = asyncio.create_task(_poll_keys(services), name="authserver-key-poller")
+            watcher = asyncio.create_task(watch_keys(services), name="authserver-key-watcher")
             try:
-                yield
+                async with metrics_running(services):
+                    yield
             finally:
-                poller.cancel()
+                watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                    await watcher
         finally:
             await db.dispose()
 
     routes = [
         Route("/token", token_endpoint, methods=["POST"]),
+        Route("/revoke", revoke_endpoint, methods=["POST"]),
+        Route("/introspect", introspect_endpoint, methods=["POST"]),
         Route("/.well-known/jwks.json", jwks_endpoint, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
         Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
@@ -84,29 +91,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     }
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimit)],
+        middleware=[  # RequestLog outermost; the timeout also bounds reading the body
+            Middleware(RequestLog),
+            Middleware(RequestTimeout, seconds=settings.request_timeout),
+            Middleware(BodyLimit),
+        ],
         exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
-
-
-async def _poll_keys(svc: Services) -> None:
-    """Apply key changes made by any process (rotation, revocation) within the interval."""
-    while True:
-        await asyncio.sleep(svc.settings.keys_refresh_interval)
-        try:
-            await _reload_keys_if_changed(svc, svc.db)
-        except DATABASE_UNAVAILABLE:
-            log.warning("key poll: database unavailable; keeping the current keys")
-        except Exception:
-            log.exception("key poll failed; keeping the current keys")
-
-
-async def _reload_keys_if_changed(svc: Services, db: Database) -> None:
-    states = await key_store.key_states(db)
-    has_retired = any(state == "retired" for _kid, state in states)
-    if states != svc.keys.states or has_retired:  # retired keys age out of the JWKS
-        svc.keys = await load_key_ring(db, svc.settings, svc.kek, svc.clock())
 
 
 def app_from_environment() -> Starlette:

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import FrameType
 
 import click
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from authserver.cli import common
 from authserver.keys import ensure_signing_keys, load_kek
+from authserver.logs import logging_config
+from authserver.metrics import (
+    MULTIPROCESS_ENV,
+    MetricsServer,
+    multiprocess_registry,
+    start_metrics_server,
+)
 from authserver.schema import upgrade
 from authserver.services import utc_now
 from authserver.settings import Settings
 from authserver.store.db import Database
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Seconds SIGTERM waits for requests in flight before cancelling them (then the pool is closed).
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 @click.command()
@@ -21,34 +38,111 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve HTTP. The embedded SQLite default migrates itself; PostgreSQL must be upgraded."""
+    """Serve HTTP. The embedded SQLite default migrates itself; PostgreSQL must be upgraded.
+
+    SIGTERM (or Ctrl-C) stops accepting connections, lets the requests in flight finish (up to
+    10 s), closes the database pool and exits 0.
+    """
     import uvicorn
 
     settings = common.load()
     _ensure_signing_keys(settings)
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["authserver"] = {
-        "handlers": ["default"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    log_config["formatters"]["default"]["fmt"] = LOG_FORMAT
-    uvicorn.run(
-        "authserver.app:app_from_environment",
-        log_config=log_config,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=False,  # X-Forwarded-For is not trusted unless configured
-        server_header=False,
-        access_log=False,  # request logs must never carry tokens from query strings
-        log_level="info",
-        timeout_graceful_shutdown=10,
-        # A worker imports SQLAlchemy, joserfc and cryptography before it can answer the
-        # supervisor's ping: about 3 s on a loaded 2-core machine, past uvicorn's default 5 s.
-        timeout_worker_healthcheck=30,
-    )
+    with _metrics_directory(workers) as metrics_dir, _metrics_port(settings, metrics_dir):
+        if workers == 1:
+            _exit_zero_after_graceful_stop()
+        uvicorn.run(
+            "authserver.app:app_from_environment",
+            log_config=logging_config(settings.log_format),
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,  # X-Forwarded-For is handled by TRUSTED_PROXIES, not uvicorn
+            server_header=False,
+            http="authserver.http.header_limit:HeaderLimitedHttpTools",  # 431 past 16 KiB
+            access_log=False,  # our own access log (authserver.access) never logs query strings
+            log_level="info",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            # A worker imports SQLAlchemy, joserfc and cryptography before it can answer the
+            # supervisor's ping: about 3 s on a loaded 2-core machine, past uvicorn's default 5 s.
+            timeout_worker_healthcheck=30,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_directory(workers: int) -> Iterator[str | None]:
+    """With several workers, prometheus-client's multiprocess mode (see authserver.metrics):
+    PROMETHEUS_MULTIPROC_DIR is set here, before uvicorn spawns the workers, which inherit it.
+
+    An operator's own PROMETHEUS_MULTIPROC_DIR is used (its old files removed, as
+    prometheus-client requires); otherwise a private directory is made and removed at exit.
+    """
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield given
+        return
+    if workers == 1:
+        yield None
+        return
+    made = tempfile.mkdtemp(prefix="authserver-metrics-")
+    os.environ[MULTIPROCESS_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _metrics_port(settings: Settings, metrics_dir: str | None) -> Iterator[None]:
+    """METRICS_PORT in multiprocess mode is served here, by the supervisor, from every worker's
+    files (a single process serves it from its app instead: authserver.http.health)."""
+    if metrics_dir is None or not settings.metrics_enabled or settings.metrics_port is None:
+        yield
+        return
+    try:
+        server: MetricsServer = start_metrics_server(
+            settings.metrics_host, settings.metrics_port, _AggregatedRegistry(metrics_dir)
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"metrics_port: cannot listen on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror or exc})"
+        ) from None
+    try:
+        yield
+    finally:
+        server.close()
+
+
+class _AggregatedRegistry(Collector):
+    """What prometheus-client's server collects at each scrape: every worker's files, read
+    afresh (a fixed registry would keep the gauges of workers that have since died)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterable[Metric]:
+        return multiprocess_registry(self.path).collect()
+
+
+def _exit_zero_after_graceful_stop() -> None:
+    """uvicorn (one worker, no supervisor) re-raises the SIGTERM or SIGINT it handled once it has
+    shut down gracefully, with the handler that was installed before it started: by default that
+    kills the process with the signal (exit status 143) or raises KeyboardInterrupt. A graceful
+    stop is a success, so that previous handler ends the process with status 0. A signal that
+    arrives before uvicorn has taken over (while the keys are checked) stops it the same way.
+    """
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 @click.group()

@@ -30,6 +30,7 @@ async def token_endpoint(request: Request) -> Response:
         if requested_grant in GRANTS:
             grant_type = requested_grant
         client = await authenticate_client(svc.db, client_credentials(request.headers, params))
+        note_client_id(request.scope, client.client_id)  # for the access log
         grant = GRANTS.get(requested_grant)
         if grant is None:
             raise OAuthError("unsupported_grant_type", "The grant type is not supported.")

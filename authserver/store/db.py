@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
 from authserver.settings import Settings
@@ -92,8 +92,26 @@ class Database:
         async with self.driver() as conn:  # driver() invalidated the stale pool; reconnect
             return await conn.fetchrow(sql, *args)
 
+    def pool_stats(self) -> PoolStats | None:
+        """The pool's counters right now, for the metrics (None for a pool without them)."""
+        pool = self.engine.sync_engine.pool
+        if not isinstance(pool, QueuePool):  # StaticPool: the in-memory SQLite of tests
+            return None
+        return PoolStats(
+            size=pool.size(),
+            checked_out=pool.checkedout(),
+            overflow=max(0, pool.overflow()),  # negative while fewer than `size` are open
+        )
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int
+    checked_out: int  # includes the raw connections `driver()` borrows
+    overflow: int
 
 
 def open_database(settings: Settings) -> Database:

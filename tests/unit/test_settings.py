@@ -56,7 +56,8 @@ def test_list_in_the_environment_is_json(
         ('scopes = ["a b"]\n', {}, "scopes"),
         ("refresh_token_ttl = 100\nrefresh_family_max_age = 50\n", {}, "refresh_token_ttl"),
         ("access_token_ttl = \n", {}, "config file"),
-        ("refresh_reuse_grace = 30\n", {}, "refresh_reuse_grace"),
+        ("refresh_reuse_grace = 301\n", {}, "refresh_reuse_grace"),
+        ('trusted_proxies = ["10.0.0.0/33"]\n', {}, "trusted_proxies"),
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
     ],
 )
@@ -97,5 +98,9 @@ def test_shipped_config_file_lists_every_setting_at_its_default(
     assert from_file == load_settings()
 
     listed = set(tomllib.loads(shipped.read_text()))
-    commented_out = {"default_audience", "key_encryption_key"}  # no default value to write down
+    commented_out = {
+        "default_audience",
+        "key_encryption_key",
+        "metrics_port",
+    }  # no default value to write down
     assert listed | commented_out == set(type(from_file).model_fields)

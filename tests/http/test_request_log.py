@@ -1,0 +1,250 @@
+"""The access log: one JSON-ready record per request on `authserver.access`, an X-Request-ID
+taken from the caller when safe and echoed back, and never a token, secret or query string."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from authserver.logs import JsonFormatter, logging_config, request_id_var
+from tests.conftest import PASSWORD, RegisteredClient
+from tests.helpers import password_login, refresh
+
+MakeClient = Callable[..., Awaitable[RegisteredClient]]
+MakeUser = Callable[..., Awaitable[str]]
+
+FIELDS = {"method", "path", "status", "duration_ms", "request_id", "client_id", "client_ip"}
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        record.fields  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "authserver.access"
+    ]
+
+
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    formatter = JsonFormatter()
+    return [formatter.format(r) for r in caplog.records if r.name == "authserver.access"]
+
+
+@pytest.fixture(autouse=True)
+def _capture_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="authserver.access")
+
+
+async def test_each_request_logs_one_line_with_the_documented_fields(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await http.get("/healthz")
+    assert response.status_code == 200
+    (record,) = access_records(caplog)
+    assert set(record) == FIELDS
+    assert record["method"] == "GET"
+    assert record["path"] == "/healthz"
+    assert record["status"] == 200
+    assert isinstance(record["duration_ms"], float)
+    assert record["duration_ms"] >= 0
+    assert record["client_ip"] == "203.0.113.7"
+    assert record["client_id"] is None  # no client authenticated on /healthz
+    assert record["request_id"] == response.headers["x-request-id"]
+
+    (line,) = json_lines(caplog)
+    parsed = json.loads(line)
+    assert "\n" not in line
+    assert parsed["logger"] == "authserver.access"
+    assert parsed["level"] == "info"
+    assert parsed["ts"].endswith("Z")
+    assert {key: parsed[key] for key in FIELDS} == record
+
+
+async def test_a_safe_incoming_request_id_is_kept_and_echoed(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    incoming = "lb-7f3a.9_c-" + "x" * 100
+    response = await http.get("/healthz", headers={"X-Request-ID": incoming})
+    assert response.headers["x-request-id"] == incoming
+    assert access_records(caplog)[0]["request_id"] == incoming
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "x" * 129,  # too long
+        "",
+        "has space",
+        "new\\nline",
+        "<script>",
+        'quote"',
+        "ünïcode",
+    ],
+)
+async def test_an_unsafe_incoming_request_id_is_replaced_by_a_uuid(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, incoming: str
+) -> None:
+    response = await http.get("/healthz", headers=[(b"x-request-id", incoming.encode())])
+    echoed = response.headers["x-request-id"]
+    assert echoed != incoming
+    assert uuid.UUID(echoed).version == 4
+    assert access_records(caplog)[0]["request_id"] == echoed
+
+
+async def test_without_an_incoming_id_every_request_gets_a_new_one(
+    http: httpx.AsyncClient,
+) -> None:
+    first = (await http.get("/healthz")).headers["x-request-id"]
+    second = (await http.get("/healthz")).headers["x-request-id"]
+    assert first != second
+    assert uuid.UUID(first).version == uuid.UUID(second).version == 4
+
+
+async def test_error_responses_are_logged_with_their_status_and_carry_the_id(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = await http.get("/no/such/path")
+    wrong_method = await http.get("/token")
+    too_large = await http.post(
+        "/token",
+        content=b"a" * 70_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    statuses = [record["status"] for record in access_records(caplog)]
+    assert statuses == [404, 405, 413]
+    for response in (missing, wrong_method, too_large):
+        assert response.headers["x-request-id"]
+
+
+async def test_token_requests_log_the_authenticated_client_but_no_secret_or_token(
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    make_client: MakeClient,
+    make_user: MakeUser,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # everything any logger says during these requests
+    client = await make_client()
+    await make_user()
+    login = await password_login(http, client)
+    assert login.status_code == 200
+    tokens = login.json()
+    renewed = await refresh(http, client, tokens["refresh_token"])
+    assert renewed.status_code == 200
+    # A token in the query string (a misbehaving client) must not reach the log either.
+    await http.post(f"/token?refresh_token={tokens['refresh_token']}&password={PASSWORD}")
+    # Failed client authentication: the attempted client_id is not logged as authenticated.
+    bad = httpx.BasicAuth(client.client_id, "wrong-secret")
+    unauthenticated = await http.post("/token", data={"grant_type": "password"}, auth=bad)
+    assert unauthenticated.status_code == 401
+
+    records = access_records(caplog)
+    assert [r["client_id"] for r in records] == [client.client_id, client.client_id, None, None]
+    assert all(r["path"] == "/token" for r in records)
+
+    everything = "\n".join(
+        [
+            *json_lines(caplog),
+            *(r.getMessage() for r in caplog.records if r.name.startswith("authserver")),
+        ]
+    )
+    assert client.secret is not None
+    for secret in (
+        client.secret,
+        PASSWORD,
+        tokens["refresh_token"],
+        tokens["access_token"],
+        renewed.json()["refresh_token"],
+        renewed.json()["access_token"],
+        "refresh_token=",
+    ):
+        assert secret not in everything
+
+
+async def test_percent_encoded_control_characters_cannot_forge_log_lines(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await http.get("/x%0A%7B%22forged%22:1%7D")
+    (record,) = access_records(caplog)
+    assert "\n" not in record["path"]
+    message = caplog.records[-1].getMessage()
+    assert "\n" not in message
+    (line,) = json_lines(caplog)
+    assert "forged" not in json.loads(line)  # still one object with the documented fields
+
+
+async def test_other_log_lines_of_a_request_carry_its_request_id(
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    make_client: MakeClient,
+    make_user: MakeUser,
+) -> None:
+    """The reuse warning, logged by the grant, is tied to the request that caused it."""
+    caplog.set_level(logging.INFO)
+    client = await make_client()
+    await make_user()
+    first = (await password_login(http, client)).json()["refresh_token"]
+    assert (await refresh(http, client, first)).status_code == 200
+    captured: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "reuse" in record.getMessage():
+                captured.append((JsonFormatter().format(record), request_id_var.get()))
+
+    handler = Capture()
+    logging.getLogger("authserver").addHandler(handler)
+    try:
+        reuse = await refresh(http, client, first)
+    finally:
+        logging.getLogger("authserver").removeHandler(handler)
+    assert reuse.status_code == 400
+    assert captured, "no reuse warning was logged"
+    line, _ = captured[0]
+    assert json.loads(line)["request_id"] == reuse.headers["x-request-id"]
+
+
+def test_json_formatter_writes_one_object_with_the_exception() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "authserver", logging.ERROR, __file__, 1, "failed %s", ("x",), sys.exc_info()
+        )
+    line = formatter.format(record)
+    parsed = json.loads(line)
+    assert "\n" not in line
+    assert parsed["message"] == "failed x"
+    assert parsed["level"] == "error"
+    assert "ValueError: boom" in parsed["exc_info"]
+    assert "request_id" not in parsed  # not inside a request
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_logging_config_is_valid_for_both_formats(log_format: str) -> None:
+    config = logging_config(log_format)
+    logging.config.dictConfig(config)
+    try:
+        access = logging.getLogger("authserver.access")
+        assert access.isEnabledFor(logging.INFO)
+        assert not access.propagate
+    finally:
+        # Leave the test session's logging as it was: caplog needs propagation.
+        for name in (
+            "uvicorn",
+            "uvicorn.error",
+            "uvicorn.access",
+            "authserver",
+            "authserver.access",
+        ):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
