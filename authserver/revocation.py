@@ -9,17 +9,16 @@ another client's token, an unknown or malformed token — has no effect and gets
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from authserver.audit import AuditEvent, record
 from authserver.introspection import looks_like_access_token, verify_access_token
 from authserver.models import Client
 from authserver.services import Services
 from authserver.store import revocation as store
+from authserver.store.db import Database
 from authserver.tokens import token_digest
-
-log = logging.getLogger("authserver.revocation")
 
 
 @dataclass(frozen=True)
@@ -54,19 +53,30 @@ async def revoke_token(svc: Services, client: Client, token: str, now: datetime)
     )
 
 
-def token_revoked(revocation: Revocation, *, actor: str, ip: str | None) -> None:
-    """The one place a `token.revoked` event is recorded.
-
-    The audit trail (issue 6) hooks in here; until then, a log line for revocations that took
-    effect. `actor` is the client_id, or "cli" for an operator.
-    """
+async def token_revoked(
+    db: Database, revocation: Revocation, *, actor: str, ip: str | None, now: datetime
+) -> None:
+    """The audit record of a revocation that took effect (`token.revoked` from /revoke,
+    `tokens.user_revoked` from the CLI). Revocations without effect are not recorded: they are
+    indistinguishable from probes with made-up tokens."""
     if revocation.count == 0:
         return
-    log.info(
-        "token.revoked kind=%s subject=%s count=%d actor=%s ip=%s",
-        revocation.kind,
-        revocation.subject,
-        revocation.count,
-        actor,
-        ip,
-    )
+    if revocation.kind == "user_sessions":
+        event = AuditEvent(
+            "tokens.user_revoked",
+            "success",
+            actor=actor,
+            subject=revocation.subject,
+            detail={"sessions": revocation.count},
+        )
+    else:
+        event = AuditEvent(
+            "token.revoked",
+            "success",
+            actor=actor,
+            client_id=actor,
+            ip=ip,
+            subject=revocation.subject,
+            detail={"kind": revocation.kind},
+        )
+    await record(db, event, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from authserver.admin import AdminError
+from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
 from authserver.revocation import Revocation, token_revoked
 from authserver.services import utc_now
@@ -31,7 +32,8 @@ def tokens_revoke(username: str) -> None:
         count = await revocation_store.revoke_user_sessions(db, username, utc_now())
         if count is None:
             raise AdminError(f"no such user: {username!r}")
-        token_revoked(Revocation("user_sessions", username, count), actor="cli", ip=None)
+        revocation = Revocation("user_sessions", username, count)
+        await token_revoked(db, revocation, actor=operator(), ip=None, now=utc_now())
         return count
 
     count = common.run(common.load(), work)
@@ -53,7 +55,15 @@ def tokens_purge(batch_size: int) -> None:
     policy = PurgePolicy.from_settings(settings)
 
     async def work(db: Database) -> PurgeCounts:
-        return await purge(db, policy, utc_now(), batch_size=batch_size)
+        counts = await purge(db, policy, utc_now(), batch_size=batch_size)
+        event = AuditEvent(
+            "tokens.purged",
+            "success",
+            actor=operator(),
+            detail={table: deleted for table, deleted in counts.items()},
+        )
+        await record(db, event, utc_now())
+        return counts
 
     counts = common.run(settings, work)
     for table, deleted in counts.items():

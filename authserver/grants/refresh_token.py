@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from authserver.audit import AuditEvent, DetailValue
+from authserver.audit import record as record_event
 from authserver.clients import access_token_ttl, audiences, parse_scope
 from authserver.errors import invalid_grant, invalid_scope
 from authserver.grants.base import GrantRequest, TokenResponse
+from authserver.models import RefreshTokenRecord
 from authserver.services import Services
 from authserver.store import refresh
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest
@@ -87,6 +90,7 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
     if record is None:
         return
     if record.client_id != req.client.client_id:
+        await _audit(svc, req, "refresh.wrong_client", record, owner_client_id=record.client_id)
         log.warning(
             "refresh token of another client presented: family=%s owner=%s client=%s ip=%s",
             record.family_id,
@@ -117,6 +121,7 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
     revoked = await refresh.revoke_family(
         svc.db, record.family_id, reason="reuse_detected", now=req.now
     )
+    await _audit(svc, req, "refresh.reuse_detected", record, family_revoked=revoked)
     log.warning(
         "refresh token reuse detected, family revoked: family=%s client=%s ip=%s first=%s",
         record.family_id,
@@ -129,3 +134,18 @@ async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: byt
 def _within_grace(svc: Services, req: GrantRequest, rotated_at: datetime) -> bool:
     grace = svc.settings.refresh_reuse_grace
     return grace > 0 and req.now - rotated_at < timedelta(seconds=grace)
+
+
+async def _audit(
+    svc: Services, req: GrantRequest, event: str, record: RefreshTokenRecord, **detail: DetailValue
+) -> None:
+    entry = AuditEvent(
+        event,
+        "denied",
+        actor=req.client.client_id,
+        client_id=req.client.client_id,
+        ip=req.client_ip,
+        subject=str(record.family_id),
+        detail=detail,
+    )
+    await record_event(svc.db, entry, req.now)

@@ -19,8 +19,10 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver.http.client_ip import client_ip
 from authserver.logs import request_id_var
 
 log = logging.getLogger("authserver.access")
@@ -88,7 +90,10 @@ def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     path = _logged_path(scope)
-    client = scope.get("client")
+    if services is not None:  # the address the login limits see (TRUSTED_PROXIES applied)
+        peer: str | None = client_ip(Request(scope), services.settings.trusted_proxies)
+    else:
+        peer = scope["client"][0] if scope.get("client") else None
     fields: dict[str, Any] = {
         "method": method,
         "path": path,
@@ -96,7 +101,7 @@ def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
         "duration_ms": round(seconds * 1000, 2),
         "request_id": request_id,
         "client_id": scope.get(_CLIENT_ID),
-        "client_ip": client[0] if client else None,
+        "client_ip": peer,
     }
     log.info(
         "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s",

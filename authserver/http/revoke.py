@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from authserver.clients import authenticate_client
 from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
+from authserver.http.client_ip import client_ip
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id
 from authserver.http.responses import error_response
@@ -35,8 +36,7 @@ async def revoke_endpoint(request: Request) -> Response:
         return error_response(error)
     except DATABASE_UNAVAILABLE:
         return error_response(temporarily_unavailable())
-    token_revoked(
-        revocation, actor=client.client_id, ip=request.client.host if request.client else None
-    )
+    ip = client_ip(request, svc.settings.trusted_proxies)
+    await token_revoked(svc.db, revocation, actor=client.client_id, ip=ip, now=svc.clock())
     # §2.2: 200 whether or not anything was revoked; the body carries nothing.
     return JSONResponse({}, headers=NO_STORE)

@@ -34,11 +34,13 @@ def test_operator_actions_are_recorded_without_secrets(tmp_path: Path, cli: Cli)
     assert_ok(created)
     client = json.loads(created.stdout)
     assert_ok(cli("users", "set-password", "alice", "--password-stdin", stdin=NEW_PASSWORD))
+    assert_ok(cli("tokens", "revoke", "--user", "alice"))  # no sessions: nothing to record
     assert_ok(cli("users", "disable", "alice"))
     assert_ok(cli("clients", "delete", client["client_id"]))
     assert_ok(cli("keys", "rotate", "--now"))
     revoked_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
     assert_ok(cli("keys", "revoke", revoked_kid))
+    assert_ok(cli("tokens", "purge"))
 
     result = cli("audit", "tail", "--json", "-n", "100")
     assert_ok(result)
@@ -53,6 +55,7 @@ def test_operator_actions_are_recorded_without_secrets(tmp_path: Path, cli: Cli)
         "client.deleted",
         "key.rotated",
         "key.revoked",
+        "tokens.purged",
     ]
     assert {event["actor"] for event in events} == {f"cli:{getpass.getuser()}"}
     assert {event["outcome"] for event in events} == {"success"}
@@ -65,8 +68,8 @@ def test_operator_actions_are_recorded_without_secrets(tmp_path: Path, cli: Cli)
     assert_ok(text)
     lines = text.stdout.splitlines()
     assert len(lines) == 2
-    assert " key.rotated success " in lines[0]
-    assert " key.revoked success " in lines[1]
+    assert " key.revoked success " in lines[0]
+    assert " tokens.purged success " in lines[1]
 
 
 def test_follow_prints_new_events_as_they_happen(tmp_path: Path, cli: Cli) -> None:

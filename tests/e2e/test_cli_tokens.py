@@ -132,6 +132,15 @@ def test_tokens_revoke_logs_a_user_out_everywhere_while_the_server_runs(
     # alice may log in again: revoking sessions is not disabling the user.
     login(server.base_url, web, "alice")
 
+    # The audit trail has the one revocation that took effect (the second one ended nothing).
+    audit = cli("audit", "tail", "--json", "-n", "100")
+    assert_ok(audit)
+    events = [json.loads(line) for line in audit.stdout.splitlines()]
+    ended = [event for event in events if event["event"] == "tokens.user_revoked"]
+    assert len(ended) == 1
+    assert (ended[0]["subject"], ended[0]["detail"]) == ("alice", {"sessions": 2})
+    assert ended[0]["actor"].startswith("cli:")
+
 
 def test_tokens_purge_runs_next_to_the_server_and_keeps_live_tokens(
     tmp_path: Path, cli: Cli, serve: ServeFactory
