@@ -3,10 +3,26 @@
 Per username (known or not): the `max_failures`-th consecutive failure still answers
 invalid_grant and locks the name for `lock_seconds`; while locked every attempt, right password
 included, answers 429. After a lock, the next failure locks again for twice as long (capped at
-`lock_max_seconds`). A success resets everything.
+`lock_max_seconds`). A success resets the count (see below for a lock still running).
 
 Per client IP: `ip_max_failures` failures within a fixed window of `ip_window_seconds` block
 further attempts from that IP until the window ends.
+
+Known IPs (OWASP's device-cookie idea, with the address standing in for the cookie): an address
+from which the username logged in successfully within the last `known_ip_days` is *known* for
+that username. An attempt from a known IP is not subject to the username's lock: it is counted
+and locked by its own per-(username, IP) counter under the same rules instead, so an attacker who
+locks a username from elsewhere cannot lock its owner out of the places the owner uses, and one
+who shares such an address still gets no more than `max_failures` guesses there before the
+doubling locks apply. The per-IP limit applies to every attempt. `known_ip_days` = 0: no IP is
+known, every attempt is counted per username.
+
+A success resets the counter the attempt went through entirely (taking back the lock its own
+pre-count may have set: every attempt is counted before its password is checked) and the count
+of the username's counter in any case. A success from a known IP leaves a lock on the username
+running until it ends: proving the password from a known IP must not cut short a lock that an
+attacker elsewhere is waiting out (SPEC: 429 "until the lock ends"). A lock that has ended
+counts for nothing (`is_reset`).
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ class LockoutPolicy:
     lock_max_seconds: int = 900
     ip_max_failures: int = 100
     ip_window_seconds: int = 900
+    known_ip_days: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LockoutPolicy:
@@ -34,11 +51,20 @@ class LockoutPolicy:
             settings.login_lock_max_seconds,
             settings.login_ip_max_failures,
             settings.login_ip_window_seconds,
+            settings.login_known_ip_days,
         )
+
+    def known_since(self, now: datetime) -> datetime | None:
+        """A success later than this makes its IP known; None: the exception is switched off."""
+        if self.known_ip_days <= 0:
+            return None
+        return now - timedelta(days=self.known_ip_days)
 
 
 @dataclass(frozen=True)
 class UserFailures:
+    """A username's counter, or a (username, known IP) counter: the same rules apply to both."""
+
     failures: int
     last_failure_at: datetime
     locked_until: datetime | None
@@ -49,6 +75,14 @@ class UserFailures:
 class IpFailures:
     window_started_at: datetime
     failures: int
+
+
+def is_reset(
+    failures: int, locked_until: datetime | None, lock_seconds: int, now: datetime
+) -> bool:
+    """Whether a counter is equivalent to no counter at all (no failure since the last success,
+    no lock since then, and no lock running)."""
+    return failures == 0 and lock_seconds == 0 and (locked_until is None or locked_until <= now)
 
 
 def user_after_failure(

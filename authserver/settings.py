@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     login_lock_max_seconds: int = Field(default=900, ge=1)
     login_ip_max_failures: int = Field(default=100, ge=1)
     login_ip_window_seconds: int = Field(default=900, ge=1)
+    login_known_ip_days: int = Field(default=30, ge=0, le=3650)  # 0: no known-IP exception
     trusted_proxies: list[str] = Field(default_factory=list)
 
     request_timeout: float = Field(default=10.0, gt=0, le=300)

@@ -23,6 +23,8 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
     Unknown user, wrong password and disabled user give the same answer after the same argon2
     work, and all count as failures for the username's and the IP's login limits. The attempt
     is counted before the password is checked, so concurrent guesses cannot exceed the limit.
+    From an IP the username logged in from before, the count is per (username, IP) instead
+    (authserver/lockout.py); the lookup is by username, so an unknown user costs the same.
     """
     username = req.required("username")
     password = req.required("password")
@@ -46,7 +48,9 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         await _audit(svc, req, "login.failure", "failure", username, subject, reason=reason)
         raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
-    await login_failures.attempt_succeeded(db, username, req.client_ip, attempt)
+    await login_failures.attempt_succeeded(
+        db, username, req.client_ip, attempt, svc.lockout, req.now
+    )
     if svc.passwords.needs_rehash(user.password_hash):
         new_hash = await svc.passwords.hash(password)
         await users.rehash_password(db, user.id, user.password_hash, new_hash)

@@ -2,16 +2,28 @@
 
 An attempt is counted *before* its password is checked, in the same transaction that checks the
 limits, and taken back if the password was right. So N concurrent guesses cannot all slip past
-a limit that sequential guesses would hit: the counter rows are locked (FOR UPDATE on
-PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) while each attempt is decided.
+a limit that sequential guesses would hit: the counter rows are locked (an upsert that takes the
+row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) while each attempt
+is decided.
+
+Which counter an attempt goes through (authserver/lockout.py, "Known IPs"): the username's, or,
+when the username logged in successfully from this IP within LOGIN_KNOWN_IP_DAYS, the
+(username, IP) counter. The known-IP lookup is by username, like the username counter, so an
+unknown username runs exactly the statements a known user at an unknown IP runs; the two
+counters cost the same statements too. Per attempt: the known-IP lookup, the counter row, the IP
+row, and one UPDATE of each of the two rows; after a success, four short statements.
+
+Every transaction here takes its row locks in one order — username counter, (username, IP)
+counter, IP counter, known IP — so on PostgreSQL no two of them can deadlock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,14 +32,22 @@ from authserver.lockout import (
     LockoutPolicy,
     UserFailures,
     ip_after_failure,
+    is_reset,
     retry_after,
     user_after_failure,
 )
 from authserver.store.db import Database
-from authserver.store.tables import login_ip_failures, login_user_failures
+from authserver.store.tables import (
+    login_ip_failures,
+    login_known_ips,
+    login_user_failures,
+    login_user_ip_failures,
+)
 
 users_t = login_user_failures
 ips_t = login_ip_failures
+known_t = login_known_ips
+pairs_t = login_user_ip_failures
 
 
 @dataclass(frozen=True)
@@ -36,29 +56,44 @@ class Attempt:
 
     retry_after: int | None  # refused: whole seconds to wait (nothing was counted)
     ip_window_started_at: datetime | None = None  # allowed: the IP window it was counted in
+    from_known_ip: bool = False  # counted per (username, IP) instead of per username
+
+
+@dataclass(frozen=True)
+class _Counter:
+    """The counter row an attempt goes through: which table, which row, its state."""
+
+    table: Table
+    key: list[ColumnElement[bool]]
+    state: UserFailures | None
 
 
 async def begin_attempt(
     db: Database, username: str, ip: str, policy: LockoutPolicy, now: datetime
 ) -> Attempt:
-    """Refuse the attempt if the username or the IP is locked; otherwise count it as a failure
-    (the password has not been checked yet) and allow it."""
+    """Refuse the attempt if its counter (the username's, or the (username, IP) one from a known
+    IP) or the IP is locked; otherwise count it as a failure (the password has not been checked
+    yet) and allow it."""
     async with db.transaction() as conn:
-        user = await _locked_user(db, conn, username, now)
+        known = await _is_known_ip(conn, username, ip, policy.known_since(now))
+        if known:
+            counter = await _locked_pair(db, conn, username, ip, now)
+        else:
+            counter = await _locked_user(db, conn, username, now)
         ip_state = await _locked_ip(db, conn, ip, now)
-        wait = retry_after(user, ip_state, policy, now)
+        wait = retry_after(counter.state, ip_state, policy, now)
         if wait is not None:
             return Attempt(wait)
-        user = user_after_failure(user, policy, now)
+        state = user_after_failure(counter.state, policy, now)
         ip_state = ip_after_failure(ip_state, policy, now)
         await conn.execute(
-            update(users_t)
-            .where(users_t.c.username == username)
+            update(counter.table)
+            .where(*counter.key)
             .values(
-                failures=user.failures,
-                last_failure_at=user.last_failure_at,
-                locked_until=user.locked_until,
-                lock_seconds=user.lock_seconds,
+                failures=state.failures,
+                last_failure_at=state.last_failure_at,
+                locked_until=state.locked_until,
+                lock_seconds=state.lock_seconds,
             )
         )
         await conn.execute(
@@ -66,20 +101,38 @@ async def begin_attempt(
             .where(ips_t.c.ip == ip)
             .values(window_started_at=ip_state.window_started_at, failures=ip_state.failures)
         )
-    return Attempt(None, ip_state.window_started_at)
+    return Attempt(None, ip_state.window_started_at, known)
 
 
-async def attempt_succeeded(db: Database, username: str, ip: str, attempt: Attempt) -> None:
-    """The password was right: reset the username's count (SPEC: a success resets it) and take
-    this attempt back off the IP's count."""
+async def attempt_succeeded(
+    db: Database, username: str, ip: str, attempt: Attempt, policy: LockoutPolicy, now: datetime
+) -> None:
+    """The password was right: reset the username's count (SPEC: a success resets it), take
+    this attempt back off the IP's count, and remember the IP as known for the username (its
+    (username, IP) count reset too).
+
+    The counter the attempt went through is reset entirely, taking back the lock its own
+    pre-count may have set. A success from a known IP did not go through the username's
+    counter: there only the count is reset, and a lock still running keeps running until it
+    ends (authserver/lockout.py). Rows are reset rather than deleted, since another attempt may
+    be waiting on a row's lock. With LOGIN_KNOWN_IP_DAYS = 0 no IP is remembered.
+    """
+    reset_user: dict[str, Any] = {"failures": 0, "lock_seconds": 0}
+    if not attempt.from_known_ip:
+        reset_user["locked_until"] = None
+    remember_ip = policy.known_since(now) is not None
+    # Rows are locked in one global order, counters before the IP row (as begin_attempt does),
+    # so that no two transactions wait on each other on PostgreSQL.
     async with db.transaction() as conn:
-        # Reset rather than delete: another attempt may be waiting on this row's lock, and
-        # must find it when it gets the lock.
         await conn.execute(
-            update(users_t)
-            .where(users_t.c.username == username)
-            .values(failures=0, locked_until=None, lock_seconds=0)
+            update(users_t).where(users_t.c.username == username).values(**reset_user)
         )
+        if remember_ip:
+            await conn.execute(
+                update(pairs_t)
+                .where(pairs_t.c.username == username, pairs_t.c.ip == ip)
+                .values(failures=0, locked_until=None, lock_seconds=0)
+            )
         await conn.execute(
             update(ips_t)
             .where(
@@ -89,60 +142,85 @@ async def attempt_succeeded(db: Database, username: str, ip: str, attempt: Attem
             )
             .values(failures=ips_t.c.failures - 1)
         )
+        if remember_ip:
+            dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
+            remember = dialect_insert(known_t).values(username=username, ip=ip, last_success_at=now)
+            await conn.execute(
+                remember.on_conflict_do_update(
+                    index_elements=[known_t.c.username, known_t.c.ip],
+                    set_={"last_success_at": remember.excluded.last_success_at},
+                )
+            )
+
+
+async def _is_known_ip(
+    conn: AsyncConnection, username: str, ip: str, since: datetime | None
+) -> bool:
+    """Whether `username` logged in successfully from `ip` after `since` (None: never known).
+    By username: an unknown username simply has no row, found by the same statement."""
+    if since is None:
+        return False
+    found = await conn.execute(
+        select(known_t.c.last_success_at).where(
+            known_t.c.username == username,
+            known_t.c.ip == ip,
+            known_t.c.last_success_at > since,
+        )
+    )
+    return found.first() is not None
 
 
 async def _locked_user(
     db: Database, conn: AsyncConnection, username: str, now: datetime
-) -> UserFailures | None:
-    await _ensure_row(
+) -> _Counter:
+    row = await _ensure_row(
         db,
         conn,
         users_t,
         {"username": username, "failures": 0, "last_failure_at": now, "lock_seconds": 0},
     )
-    row = (
-        await conn.execute(
-            select(
-                users_t.c.failures,
-                users_t.c.last_failure_at,
-                users_t.c.locked_until,
-                users_t.c.lock_seconds,
-            )
-            .where(users_t.c.username == username)
-            .with_for_update()
-        )
-    ).one()
-    return UserFailures(*row) if row.failures or row.lock_seconds else None
+    return _Counter(users_t, [users_t.c.username == username], _counter_state(row, now))
+
+
+async def _locked_pair(
+    db: Database, conn: AsyncConnection, username: str, ip: str, now: datetime
+) -> _Counter:
+    row = await _ensure_row(
+        db,
+        conn,
+        pairs_t,
+        {"username": username, "ip": ip, "failures": 0, "last_failure_at": now, "lock_seconds": 0},
+    )
+    key = [pairs_t.c.username == username, pairs_t.c.ip == ip]
+    return _Counter(pairs_t, key, _counter_state(row, now))
 
 
 async def _locked_ip(
     db: Database, conn: AsyncConnection, ip: str, now: datetime
 ) -> IpFailures | None:
-    await _ensure_row(db, conn, ips_t, {"ip": ip, "window_started_at": now, "failures": 0})
-    row = (
-        await conn.execute(
-            select(ips_t.c.window_started_at, ips_t.c.failures)
-            .where(ips_t.c.ip == ip)
-            .with_for_update()
-        )
-    ).one()
-    return IpFailures(*row) if row.failures else None
+    row = await _ensure_row(db, conn, ips_t, {"ip": ip, "window_started_at": now, "failures": 0})
+    return IpFailures(row.window_started_at, row.failures) if row.failures else None
+
+
+def _counter_state(row: Row[Any], now: datetime) -> UserFailures | None:
+    if is_reset(row.failures, row.locked_until, row.lock_seconds, now):
+        return None
+    return UserFailures(row.failures, row.last_failure_at, row.locked_until, row.lock_seconds)
 
 
 async def _ensure_row(
     db: Database, conn: AsyncConnection, table: Table, values: dict[str, object]
-) -> None:
-    """Make sure the counter row exists, and on PostgreSQL lock it from here on: `tokens purge`
-    may delete a reset row, and must not do so between this statement and the SELECT … FOR
-    UPDATE that follows (the upsert's no-op update takes the row lock; DO NOTHING would not).
-    SQLite's BEGIN IMMEDIATE already keeps every other writer out."""
-    if db.is_sqlite:
-        await conn.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
-        return
-    key = table.primary_key.columns.values()[0]
-    upsert = postgresql.insert(table).values(**values)
-    await conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[key], set_={key.name: upsert.excluded[key.name]}
-        )
-    )
+) -> Row[Any]:
+    """The counter row, created if missing, and from here on locked: one upsert whose no-op
+    update takes the row lock on PostgreSQL (DO NOTHING would not) and returns the row as it is
+    after any concurrent attempt committed. `tokens purge` may delete a reset row, and must not
+    do so while an attempt is deciding on it. SQLite's BEGIN IMMEDIATE already keeps every
+    other writer out; it runs the same upsert."""
+    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    upsert = dialect_insert(table).values(**values)
+    keys = list(table.primary_key.columns)
+    first_other = next(column for column in table.columns if not column.primary_key)
+    statement = upsert.on_conflict_do_update(
+        index_elements=keys, set_={first_other.name: first_other}
+    ).returning(*table.columns)
+    return (await conn.execute(statement)).one()

@@ -12,9 +12,12 @@ What goes (`now` is the purge's start; nothing live is ever eligible):
   passed their absolute expiry more than ACCESS_TOKEN_TTL ago (their last access tokens, which
   carry the family as `sid`, have expired by then, so introspection never misses the family);
 - revoked access tokens (`jti`s) past the token's own expiry;
-- login-failure rows equivalent to no row at all (authserver/lockout.py): a username with no
-  failure since its last success and no lock (failures = 0, lock_seconds = 0; the count does not
-  decay, so any other row still counts), and an IP whose window has ended or holds no failure.
+- login-failure rows equivalent to no row at all (authserver/lockout.py `is_reset`): a username,
+  or a (username, known IP) pair, with no failure since its last success, no lock since then and
+  no lock running (failures = 0, lock_seconds = 0, locked_until passed or NULL; the count does not
+  decay, so any other row still counts), and an IP whose window has ended or holds no failure;
+- known IPs whose last success is LOGIN_KNOWN_IP_DAYS or more ago (all of them when it is 0):
+  they no longer let an attempt past a username lock.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, FromClause, Table, delete, exists, select
+from sqlalchemy import ColumnElement, FromClause, Table, delete, exists, select, tuple_
 
 from authserver.settings import Settings
 from authserver.store.db import Database
 from authserver.store.tables import (
     login_ip_failures,
+    login_known_ips,
     login_user_failures,
+    login_user_ip_failures,
     refresh_families,
     refresh_tokens,
     revoked_access_tokens,
@@ -45,6 +50,7 @@ class PurgePolicy:
     refresh_token_ttl: int
     access_token_ttl: int
     login_ip_window_seconds: int
+    login_known_ip_days: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PurgePolicy:
@@ -52,6 +58,7 @@ class PurgePolicy:
             settings.refresh_token_ttl,
             settings.access_token_ttl,
             settings.login_ip_window_seconds,
+            settings.login_known_ip_days,
         )
 
 
@@ -64,6 +71,8 @@ class PurgeCounts:
     revoked_access_tokens: int = 0
     login_user_failures: int = 0
     login_ip_failures: int = 0
+    login_user_ip_failures: int = 0
+    login_known_ips: int = 0
 
     def items(self) -> list[tuple[str, int]]:
         return [(field.name, getattr(self, field.name)) for field in fields(self)]
@@ -77,6 +86,7 @@ async def purge(
     revoked_before = now - timedelta(seconds=policy.refresh_token_ttl)
     expired_before = now - timedelta(seconds=policy.access_token_ttl)
     window_started_before = now - timedelta(seconds=policy.login_ip_window_seconds)
+    known_until = now - timedelta(days=max(policy.login_known_ip_days, 0))
 
     def expired_token(t: FromClause) -> ColumnElement[bool]:
         return t.c.expires_at <= now
@@ -94,8 +104,12 @@ async def purge(
     def expired_jti(t: FromClause) -> ColumnElement[bool]:
         return t.c.expires_at <= now
 
-    def reset_username(t: FromClause) -> ColumnElement[bool]:
-        return (t.c.failures == 0) & (t.c.lock_seconds == 0)
+    def reset_counter(t: FromClause) -> ColumnElement[bool]:
+        no_lock_running = t.c.locked_until.is_(None) | (t.c.locked_until <= now)
+        return (t.c.failures == 0) & (t.c.lock_seconds == 0) & no_lock_running
+
+    def expired_known_ip(t: FromClause) -> ColumnElement[bool]:
+        return t.c.last_success_at <= known_until
 
     def ended_ip_window(t: FromClause) -> ColumnElement[bool]:
         return (t.c.failures == 0) | (t.c.window_started_at <= window_started_before)
@@ -113,24 +127,33 @@ async def purge(
             db, revoked_access_tokens, "jti", expired_jti, batch_size
         ),
         login_user_failures=await _delete_in_batches(
-            db, login_user_failures, "username", reset_username, batch_size
+            db, login_user_failures, "username", reset_counter, batch_size
         ),
         login_ip_failures=await _delete_in_batches(
             db, login_ip_failures, "ip", ended_ip_window, batch_size
+        ),
+        login_user_ip_failures=await _delete_in_batches(
+            db, login_user_ip_failures, ("username", "ip"), reset_counter, batch_size
+        ),
+        login_known_ips=await _delete_in_batches(
+            db, login_known_ips, ("username", "ip"), expired_known_ip, batch_size
         ),
     )
 
 
 async def _delete_in_batches(
-    db: Database, table: Table, key: str, eligible: Condition, batch_size: int
+    db: Database, table: Table, key: str | tuple[str, ...], eligible: Condition, batch_size: int
 ) -> int:
     """DELETE … WHERE key IN (up to batch_size eligible keys) AND eligible, until none is left.
 
     The batch is chosen from an alias so that it is not correlated with the DELETE's own table.
+    A composite key is compared as a row value, `(a, b) IN (SELECT a, b …)` (SQLite ≥ 3.15).
     """
     batch = table.alias("batch")
-    chosen = select(batch.c[key]).where(eligible(batch)).limit(batch_size)
-    statement = delete(table).where(table.c[key].in_(chosen), eligible(table))
+    names = (key,) if isinstance(key, str) else key
+    chosen = select(*(batch.c[name] for name in names)).where(eligible(batch)).limit(batch_size)
+    target = table.c[names[0]] if len(names) == 1 else tuple_(*(table.c[n] for n in names))
+    statement = delete(table).where(target.in_(chosen), eligible(table))
     total = 0
     while True:
         async with db.statement() as conn:

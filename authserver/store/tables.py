@@ -192,6 +192,28 @@ login_ip_failures = Table(
     Column("failures", Integer, nullable=False),
 )
 
+# The client IPs each username logged in from successfully (authserver/lockout.py, "Known IPs").
+# Keyed by username, not user id, so that the lookup costs the same whether the user exists.
+login_known_ips = Table(
+    "login_known_ips",
+    metadata,
+    Column("username", String(255), primary_key=True),
+    Column("ip", String(64), primary_key=True),
+    Column("last_success_at", UTCDateTime, nullable=False),  # known for LOGIN_KNOWN_IP_DAYS after
+)
+
+# The counter of attempts from a known IP for its username: the rules of login_user_failures.
+login_user_ip_failures = Table(
+    "login_user_ip_failures",
+    metadata,
+    Column("username", String(255), primary_key=True),
+    Column("ip", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("lock_seconds", Integer, nullable=False, server_default=text("0")),
+)
+
 # Access tokens revoked through /revoke (RFC 7009): their `jti` is kept until the token would have
 # expired, so introspection can report it inactive. Offline verifiers cannot see this list.
 revoked_access_tokens = Table(

@@ -42,6 +42,8 @@ PURGE_TABLES = [
     "revoked_access_tokens",
     "login_user_failures",
     "login_ip_failures",
+    "login_user_ip_failures",
+    "login_known_ips",
 ]
 
 
@@ -192,6 +194,8 @@ async def test_tokens_purge_on_postgresql_deletes_only_dead_rows_and_prints_coun
         "revoked_access_tokens": EXPIRED_JTIS,
         "login_user_failures": 1,
         "login_ip_failures": 1,
+        "login_user_ip_failures": 0,
+        "login_known_ips": 0,
     }
     assert_ok(second)
     assert set(purge_counts(second.stdout).values()) == {0}

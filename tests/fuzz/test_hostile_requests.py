@@ -5,9 +5,10 @@ types, random grant types, random Basic headers and tokens, random methods and p
 never get a 5xx or a stack trace, errors must be RFC-style JSON, and a request that fails must
 leave the database exactly as it was.
 
-Two tables are allowed to change on a failed request, and only then:
-- `login_user_failures` and `login_ip_failures`, when the request is a password-grant attempt:
-  counting failed logins is their job (SPEC "Login limits");
+Some tables are allowed to change on a failed request, and only then:
+- the login counters (`login_user_failures`, `login_ip_failures`, `login_user_ip_failures`), when
+  the request is a password-grant attempt: counting failed logins is their job (SPEC "Login
+  limits");
 - `audit_events`, always: recording failed attempts is what an audit trail is for.
 Every other table (users, clients, refresh tokens and families, signing keys, revoked access
 tokens) is compared row by row.
@@ -42,7 +43,7 @@ from tests.fuzz.profiles import FUZZ
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]
 
-LOGIN_TABLES = frozenset({"login_user_failures", "login_ip_failures"})
+LOGIN_TABLES = frozenset({"login_user_failures", "login_ip_failures", "login_user_ip_failures"})
 ALWAYS_ALLOWED = frozenset({"audit_events"})
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 # What a leaked stack trace or source path looks like in a body.

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select, update
+import pytest
+from sqlalchemy import Table, func, insert, select, update
 
 from authserver.settings import Settings
 from authserver.store import clients as client_store
@@ -25,7 +26,9 @@ from authserver.store.db import Database, open_database
 from authserver.store.purge import PurgeCounts, PurgePolicy, purge
 from authserver.store.tables import (
     login_ip_failures,
+    login_known_ips,
     login_user_failures,
+    login_user_ip_failures,
     refresh_families,
     refresh_tokens,
     revoked_access_tokens,
@@ -42,9 +45,14 @@ MakeUser = Callable[..., Awaitable[str]]
 TTL = 3600  # REFRESH_TOKEN_TTL
 ACCESS_TTL = 900
 IP_WINDOW = 900
+KNOWN_IP_DAYS = 30
 POLICY = PurgePolicy(
-    refresh_token_ttl=TTL, access_token_ttl=ACCESS_TTL, login_ip_window_seconds=IP_WINDOW
+    refresh_token_ttl=TTL,
+    access_token_ttl=ACCESS_TTL,
+    login_ip_window_seconds=IP_WINDOW,
+    login_known_ip_days=KNOWN_IP_DAYS,
 )
+KNOWN_IP_SECONDS = KNOWN_IP_DAYS * 86400
 
 
 def ago(now: datetime, seconds: float) -> datetime:
@@ -95,6 +103,29 @@ def token_row(
     }
 
 
+def counter_row(
+    now: datetime,
+    failures: int,
+    *,
+    locked_for: float | None = None,
+    lock_seconds: int = 0,
+    **key: str,
+) -> dict[str, Any]:
+    """A login_user_failures row (key: username) or a login_user_ip_failures one (username, ip);
+    `locked_for` < 0: a lock that ended that long ago."""
+    return {
+        **key,
+        "failures": failures,
+        "last_failure_at": ago(now, 5),
+        "locked_until": None if locked_for is None else now + timedelta(seconds=locked_for),
+        "lock_seconds": lock_seconds,
+    }
+
+
+def known_ip_row(username: str, ip: str, now: datetime, success_ago: float) -> dict[str, Any]:
+    return {"username": username, "ip": ip, "last_success_at": ago(now, success_ago)}
+
+
 def jti_row(client_id: str, now: datetime, expires_in: float) -> dict[str, Any]:
     return {
         "jti": uuid.uuid4().hex,
@@ -114,6 +145,12 @@ async def insert_rows(db: Database, table: Any, rows: list[dict[str, Any]]) -> N
 async def keys_of(db: Database, column: Any) -> set[Any]:
     async with db.statement() as conn:
         return set((await conn.execute(select(column))).scalars().all())
+
+
+async def pairs_of(db: Database, table: Any) -> set[tuple[str, str]]:
+    async with db.statement() as conn:
+        rows = (await conn.execute(select(table.c.username, table.c.ip))).all()
+    return {(row.username, row.ip) for row in rows}
 
 
 async def owner(db: Database, now: datetime) -> tuple[uuid.UUID, str]:
@@ -191,6 +228,22 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
             "locked_until": now + timedelta(seconds=119),
             "lock_seconds": 120,
         },
+        # Reset by a success from a known IP while locked: the lock runs on, so the row stays.
+        counter_row(now, 0, locked_for=30, username="reset-lock-running"),
+        counter_row(now, 0, locked_for=-1, username="reset-lock-ended"),
+    ]
+    pair_rows = [
+        counter_row(now, 0, username="alice", ip="192.0.2.1"),
+        counter_row(now, 0, locked_for=-60, username="alice", ip="192.0.2.2"),
+        counter_row(now, 2, username="alice", ip="192.0.2.3"),
+        counter_row(now, 0, locked_for=60, username="bob", ip="192.0.2.1"),
+        counter_row(now, 10, locked_for=-60, lock_seconds=60, username="bob", ip="192.0.2.2"),
+    ]
+    known_rows = [
+        known_ip_row("alice", "192.0.2.1", now, KNOWN_IP_SECONDS),  # expired this very second
+        known_ip_row("alice", "192.0.2.2", now, KNOWN_IP_SECONDS + 1),
+        known_ip_row("alice", "192.0.2.3", now, KNOWN_IP_SECONDS - 1),
+        known_ip_row("bob", "192.0.2.1", now, 0),
     ]
     ip_rows = [
         {"ip": "192.0.2.1", "window_started_at": ago(now, IP_WINDOW), "failures": 100},  # ended
@@ -203,6 +256,8 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
     await insert_rows(db, revoked_access_tokens, jtis_keep + jtis_drop)
     await insert_rows(db, login_user_failures, users_rows)
     await insert_rows(db, login_ip_failures, ip_rows)
+    await insert_rows(db, login_user_ip_failures, pair_rows)
+    await insert_rows(db, login_known_ips, known_rows)
 
     counts = await purge(db, POLICY, now)
 
@@ -210,8 +265,10 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
         refresh_tokens=len(drop),
         refresh_families=2,
         revoked_access_tokens=2,
-        login_user_failures=1,
+        login_user_failures=2,
         login_ip_failures=2,
+        login_user_ip_failures=2,
+        login_known_ips=2,
     )
     assert await keys_of(db, refresh_tokens.c.id) == {row["id"] for row in keep.values()}
     assert await keys_of(db, refresh_families.c.id) == {
@@ -221,7 +278,18 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
         without_tokens["id"],
     }
     assert await keys_of(db, revoked_access_tokens.c.jti) == {row["jti"] for row in jtis_keep}
-    assert await keys_of(db, login_user_failures.c.username) == {"counting", "was-locked", "locked"}
+    assert await keys_of(db, login_user_failures.c.username) == {
+        "counting",
+        "was-locked",
+        "locked",
+        "reset-lock-running",
+    }
+    assert await pairs_of(db, login_user_ip_failures) == {
+        ("alice", "192.0.2.3"),
+        ("bob", "192.0.2.1"),
+        ("bob", "192.0.2.2"),
+    }
+    assert await pairs_of(db, login_known_ips) == {("alice", "192.0.2.3"), ("bob", "192.0.2.1")}
     assert await keys_of(db, login_ip_failures.c.ip) == {"192.0.2.2", "192.0.2.4"}
 
     assert await purge(db, POLICY, now) == PurgeCounts()  # nothing left to do
@@ -236,11 +304,28 @@ async def test_small_batches_delete_everything_a_single_batch_would(db: Database
         db, refresh_tokens, [token_row(family, now, expires_in=-1) for _ in range(25)]
     )
     await insert_rows(db, revoked_access_tokens, [jti_row(client_id, now, -1) for _ in range(7)])
+    await insert_rows(
+        db,
+        login_known_ips,
+        [known_ip_row(f"u{i % 2}", f"10.0.0.{i}", now, KNOWN_IP_SECONDS + i) for i in range(8)],
+    )
+    await insert_rows(
+        db,
+        login_user_ip_failures,
+        [counter_row(now, 0, username=f"u{i % 3}", ip=f"10.0.0.{i}") for i in range(5)],
+    )
 
     counts = await purge(db, POLICY, now, batch_size=3)
 
-    assert counts == PurgeCounts(refresh_tokens=25, refresh_families=1, revoked_access_tokens=7)
+    assert counts == PurgeCounts(
+        refresh_tokens=25,
+        refresh_families=1,
+        revoked_access_tokens=7,
+        login_user_ip_failures=5,
+        login_known_ips=8,
+    )
     assert await keys_of(db, refresh_tokens.c.id) == set()
+    assert await pairs_of(db, login_known_ips) == set()
 
 
 async def test_tokens_purge_keeps_still_rotate_and_still_detect_reuse(db: Database) -> None:
@@ -286,6 +371,7 @@ EXPIRED_FAMILIES = 200  # past their absolute expiry, 5 expired tokens each
 DEAD_JTIS = 2000
 RESET_USERNAMES = 1000
 ENDED_IPS = 1000
+EXPIRED_KNOWN_IPS = 500
 BYSTANDERS = 150  # live logins seeded in bulk, with known raw tokens
 LOGIN_ROUNDS = 4
 
@@ -355,6 +441,14 @@ async def test_purge_during_a_refresh_and_login_load_loses_no_live_token(
             for i in range(ENDED_IPS)
         ],
     )
+    await insert_rows(
+        db,
+        login_known_ips,
+        [
+            known_ip_row(f"user-{i}", "198.51.100.1", now, KNOWN_IP_SECONDS + 60)
+            for i in range(EXPIRED_KNOWN_IPS)
+        ],
+    )
     starts = [await login(http, client) for _ in range(CHAINS)]
     chain_families = {uuid.UUID(jwt_parts(s["access_token"])[1]["sid"]) for s in starts}
 
@@ -390,6 +484,14 @@ async def test_purge_during_a_refresh_and_login_load_loses_no_live_token(
     assert counts.revoked_access_tokens == DEAD_JTIS
     assert counts.login_user_failures >= RESET_USERNAMES
     assert counts.login_ip_failures >= ENDED_IPS  # + the test IP's row, whenever reset to 0
+    assert counts.login_known_ips == EXPIRED_KNOWN_IPS
+    # The IPs the load's logins just made known survive (alice's from the chains' logins).
+    assert {username for username, _ip in await pairs_of(db, login_known_ips)} == {
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+    }
     # Every live token still works: the chains' latest and the seeded bystanders'.
     for token in finals + bystander_tokens:
         await refreshed(http, client, token)
@@ -410,46 +512,42 @@ async def test_purge_during_a_refresh_and_login_load_loses_no_live_token(
     }
 
 
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        (login_user_failures, {"username": "alice"}),
+        (login_user_ip_failures, {"username": "alice", "ip": "192.0.2.1"}),
+    ],
+    ids=["username", "username-and-known-ip"],
+)
 async def test_purge_never_deletes_a_counter_row_an_attempt_is_working_on(
-    db: Database, database_url: str
+    db: Database, database_url: str, table: Table, key: dict[str, str]
 ) -> None:
-    """A password attempt makes sure its counter row exists, then reads it FOR UPDATE. A reset
-    row (failures 0) is eligible for purge, so the attempt must hold it from the first statement:
+    """A password attempt makes sure its counter row exists and locks it, in one upsert. A reset
+    row (failures 0) is eligible for purge, so the attempt must hold it from that statement on:
     purge waits, then sees the counted failure and leaves the row alone."""
     now = datetime.now(UTC)
-    await insert_rows(
-        db,
-        login_user_failures,
-        [
-            {
-                "username": "alice",
-                "failures": 0,
-                "last_failure_at": now,
-                "locked_until": None,
-                "lock_seconds": 0,
-            }
-        ],
-    )
+    await insert_rows(db, table, [{**key, **counter_row(now, 0)}])
     purger = open_database(Settings(database_url=database_url))
     try:
         async with db.transaction() as conn:
-            await login_failures._ensure_row(
-                db,
-                conn,
-                login_user_failures,
-                {"username": "alice", "failures": 0, "last_failure_at": now, "lock_seconds": 0},
+            row = await login_failures._ensure_row(
+                db, conn, table, {**key, "failures": 0, "last_failure_at": now, "lock_seconds": 0}
             )
+            assert row.failures == 0
             purging = asyncio.create_task(purge(purger, POLICY, now))
             await asyncio.sleep(0.5)
             assert not purging.done()  # blocked behind the attempt's row lock
             await conn.execute(
-                update(login_user_failures)
-                .where(login_user_failures.c.username == "alice")
+                update(table)
+                .where(*(table.c[name] == value for name, value in key.items()))
                 .values(failures=1, last_failure_at=now)
             )
         counts = await asyncio.wait_for(purging, 10)
     finally:
         await purger.dispose()
 
-    assert counts.login_user_failures == 0
-    assert await keys_of(db, login_user_failures.c.username) == {"alice"}
+    assert counts.login_user_failures == counts.login_user_ip_failures == 0
+    async with db.statement() as conn:
+        rows = (await conn.execute(select(*(table.c[name] for name in key)))).all()
+    assert [tuple(row) for row in rows] == [tuple(key.values())]
