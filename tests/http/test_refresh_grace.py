@@ -328,7 +328,8 @@ async def test_without_a_window_every_replay_is_reuse(
 
 async def _blocked_on_locks(conn: Any, count: int) -> None:
     """Wait until `count` other backends of this database are waiting for a row lock."""
-    for _ in range(500):
+    deadline = asyncio.get_running_loop().time() + 30  # generous: the CI machine may be busy
+    while asyncio.get_running_loop().time() < deadline:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -336,7 +337,14 @@ async def _blocked_on_locks(conn: Any, count: int) -> None:
         if waiting >= count:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"fewer than {count} requests blocked on the successor's row lock")
+    activity = await conn.fetch(
+        "SELECT state, wait_event_type, wait_event, left(query, 80) AS query "
+        "FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    raise AssertionError(
+        f"fewer than {count} requests blocked on the successor's row lock: "
+        f"{[dict(row) for row in activity]}"
+    )
 
 
 async def _race_on_the_successors_row(
