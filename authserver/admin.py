@@ -83,6 +83,8 @@ async def create_client(
 ) -> NewClient:
     grants = tuple(dict.fromkeys(grant_types or DEFAULT_GRANT_TYPES))
     _check_client(settings, name, public, grants, scopes, audiences, access_token_ttl)
+    if public and can_introspect:  # RFC 7662 §2.1: the caller must authenticate
+        raise AdminError("a public client cannot introspect: /introspect needs a client secret")
     secret = None if public else new_client_secret()
     client = Client(
         client_id=new_client_id(),
