@@ -35,16 +35,23 @@ MakeUser = Callable[..., Awaitable[str]]
 @pytest.fixture
 async def app(settings: Settings, clock: Clock) -> AsyncIterator[Starlette]:
     """The app on a key table emptied first: its current and next keys are created at
-    `clock.now`, so the test controls how long the next key has been published."""
+    `clock.now`, so the test controls how long the next key has been published. Emptied again
+    afterwards: these tests move the clock ahead, and keys dated in the future must not reach
+    later tests (a key activated "later" has no age yet)."""
+    await _empty_key_table(settings)
+    application = create_app(settings, clock=clock)
+    async with LifespanManager(application):
+        yield application
+    await _empty_key_table(settings)
+
+
+async def _empty_key_table(settings: Settings) -> None:
     db = open_database(settings)
     try:
         async with db.transaction() as conn:
             await conn.execute(delete(signing_keys))
     finally:
         await db.dispose()
-    application = create_app(settings, clock=clock)
-    async with LifespanManager(application):
-        yield application
 
 
 @pytest.fixture
