@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Update, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
 from authserver.store.db import Database
@@ -202,22 +203,36 @@ async def _rotate_two_statements(
         ).first()
         if old is None:
             return None
-        expires_at = min(new_expires_at, old.family_expires_at)
-        await conn.execute(
-            insert(rt).values(
-                id=uuid.uuid4(),
-                token_hash=new_hash,
-                family_id=old.family_id,
-                parent_id=old.id,
-                client_id=client_id,
-                user_id=old.user_id,
-                scope=old.scope,
-                issued_at=now,
-                expires_at=expires_at,
-                family_expires_at=old.family_expires_at,
-            )
-        )
+        expires_at = await _insert_successor(conn, old, new_hash, client_id, now, new_expires_at)
     return RefreshGrant(old.family_id, old.user_id, client_id, old.scope, expires_at)
+
+
+async def _insert_successor(
+    conn: AsyncConnection,
+    parent: Any,
+    new_hash: bytes,
+    client_id: str,
+    now: datetime,
+    new_expires_at: datetime,
+) -> datetime:
+    """SQLite paths: the new token of `parent`'s family (a row with id, family_id, user_id,
+    scope, family_expires_at); it never outlives the family. Returns its expiry."""
+    expires_at: datetime = min(new_expires_at, parent.family_expires_at)
+    await conn.execute(
+        insert(rt).values(
+            id=uuid.uuid4(),
+            token_hash=new_hash,
+            family_id=parent.family_id,
+            parent_id=parent.id,
+            client_id=client_id,
+            user_id=parent.user_id,
+            scope=parent.scope,
+            issued_at=now,
+            expires_at=expires_at,
+            family_expires_at=parent.family_expires_at,
+        )
+    )
+    return expires_at
 
 
 async def _replay(
@@ -339,20 +354,8 @@ async def _replay_sqlite(
         )
         if not superseded.rowcount:
             return None
-        expires_at = min(new_expires_at, presented.family_expires_at)
-        await conn.execute(
-            insert(rt).values(
-                id=uuid.uuid4(),
-                token_hash=new_hash,
-                family_id=presented.family_id,
-                parent_id=presented.id,
-                client_id=client_id,
-                user_id=presented.user_id,
-                scope=presented.scope,
-                issued_at=now,
-                expires_at=expires_at,
-                family_expires_at=presented.family_expires_at,
-            )
+        expires_at = await _insert_successor(
+            conn, presented, new_hash, client_id, now, new_expires_at
         )
     return RefreshGrant(
         presented.family_id, presented.user_id, client_id, presented.scope, expires_at
