@@ -87,11 +87,13 @@ async def insert_client(
     grants: tuple[str, ...],
     scopes: tuple[str, ...] = ("read", "write"),
     client_id: str | None = None,
+    introspect: bool = False,
 ) -> RegisteredClient:
     """Register a client straight through the store, bypassing the admin layer's checks.
 
     For states the CLI refuses to create but the server must still handle safely: a public
-    client with client_credentials, scopes outside SCOPES, a secret with reserved characters.
+    client with client_credentials or allowed to introspect, scopes outside SCOPES, a secret
+    with reserved characters.
     """
     client_id = client_id or new_client_id()
     await client_store.create_client(
@@ -103,7 +105,7 @@ async def insert_client(
             grant_types=frozenset(grants),
             scopes=scopes,
             audiences=(),
-            can_introspect=False,
+            can_introspect=introspect,
             access_token_ttl=None,
             created_at=datetime.now(UTC),
         ),

@@ -509,10 +509,13 @@ async def test_unauthenticated_introspection_is_401_invalid_client(
 
 
 async def test_public_client_registered_to_introspect_is_still_refused(
-    http: httpx.AsyncClient, make_client: MakeClient, app_client: RegisteredClient
+    http: httpx.AsyncClient, services: Services, app_client: RegisteredClient
 ) -> None:
-    """RFC 7662 §2.1: the caller must authenticate; a public client cannot."""
-    public = await make_client("public-auditor", public=True, introspect=True)
+    """RFC 7662 §2.1: the caller must authenticate; a public client cannot. `clients create`
+    refuses such a registration; a row made before that (or by hand) is refused here too."""
+    public = await insert_client(
+        services, secret=None, grants=("password", "refresh_token"), introspect=True
+    )
     tokens = await login(http, app_client)
     response = await http.post(
         "/introspect", data={"token": tokens["access_token"], "client_id": public.client_id}
