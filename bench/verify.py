@@ -5,6 +5,10 @@
 With the JWKS already cached, for RFC 9068 access tokens shaped like authserver's, it measures:
   raw       cryptography's RSAPublicKey.verify(PKCS1v15, SHA-256) of one token's signing input
             and signature: the floor no verifier can beat;
+  floor     for each of the distinct tokens below: split, base64url-decode the signature,
+            the raw verify, base64url-decode and json.loads the payload, and nothing else (no
+            header or claim check): what any verifier of a token it has not seen must at least
+            do, in Python;
   sync      TokenVerifier.verify_sync(token), the same token again and again (a client reuses
             its token for its whole life: the verifier's payload memo applies, the signature is
             still verified every time);
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import platform
 import statistics
@@ -158,8 +163,17 @@ def main() -> None:
         registry.validate(decoded.claims)
 
     cycle = itertools.cycle(distinct)
+    floor_cycle = itertools.cycle([token.encode() for token in distinct])
+    sha256, pkcs1v15 = hashes.SHA256(), padding.PKCS1v15()
+
+    def floor() -> None:
+        head, body, signature = next(floor_cycle).split(b".")
+        public.verify(b64url_decode(signature), head + b"." + body, pkcs1v15, sha256)
+        json.loads(b64url_decode(body))
+
     scenarios: dict[str, Callable[[], Rate]] = {
         "raw": lambda: measure(raw, args.seconds),
+        "floor": lambda: measure(floor, args.seconds),
         "sync": lambda: measure(lambda: verifier.verify_sync(token), args.seconds),
         "sync-new": lambda: measure(lambda: verifier.verify_sync(next(cycle)), args.seconds),
         "async": lambda: measure_async(async_verifier, itertools.repeat(token), args.seconds),
