@@ -30,6 +30,7 @@ log = logging.getLogger("authserver.access")
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 _CLIENT_ID = "authserver.client_id"  # ASGI scope key set by the endpoints
+REQUEST_ID_SCOPE_KEY = "authserver.request_id"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REFRESH_TOKEN = re.compile(r"asrt_[A-Za-z0-9_%-]+")
 
@@ -58,6 +59,7 @@ class RequestLog:
             return
         started = time.perf_counter()
         request_id = request_id_from(scope["headers"])
+        scope[REQUEST_ID_SCOPE_KEY] = request_id  # for the 500 answered outside this middleware
         echoed = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500  # an exception before the response started becomes a 500 outside us
 

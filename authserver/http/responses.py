@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authserver.errors import NO_STORE, OAuthError, temporarily_unavailable
+from authserver.http.request_log import REQUEST_ID_SCOPE_KEY
 from authserver.store.db import DATABASE_UNAVAILABLE
 
 log = logging.getLogger("authserver.http")
@@ -40,6 +41,9 @@ async def server_error_handler(_request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback here, never shown to the client."""
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return await database_error_handler(_request, exc)
-    log.exception("unhandled error", exc_info=exc)
+    request_id = _request.scope.get(REQUEST_ID_SCOPE_KEY)
+    log.exception("unhandled error (request_id=%s)", request_id, exc_info=exc)
     body = {"error": "server_error", "error_description": "The server encountered an error."}
-    return JSONResponse(body, 500, headers=NO_STORE)
+    # Starlette answers this outside every middleware, so the request id is echoed here.
+    headers = NO_STORE if request_id is None else {**NO_STORE, "X-Request-ID": request_id}
+    return JSONResponse(body, 500, headers=headers)

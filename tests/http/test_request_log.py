@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from authserver.logs import JsonFormatter, logging_config, request_id_var
-from tests.conftest import PASSWORD, RegisteredClient
+from tests.conftest import ISSUER, PASSWORD, RegisteredClient
 from tests.helpers import password_login, refresh
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
@@ -248,3 +249,28 @@ def test_logging_config_is_valid_for_both_formats(log_format: str) -> None:
             logger.handlers.clear()
             logger.propagate = True
             logger.setLevel(logging.NOTSET)
+
+
+async def test_an_unexpected_error_is_a_json_500_that_still_carries_the_request_id(
+    app: Starlette, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette answers an unhandled exception outside every middleware of ours; the 500 must
+    still carry the id that ties it to the access line and to the logged traceback."""
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("an internal detail the client must not see")
+
+    monkeypatch.setattr("authserver.http.token.authenticate_client", broken)
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=False, client=("203.0.113.7", 50000)
+    )
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+        response = await client.post(
+            "/token", data={"grant_type": "password"}, headers={"X-Request-ID": "trace-500"}
+        )
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "internal detail" not in response.text
+    assert response.headers["x-request-id"] == "trace-500"
+    (record,) = access_records(caplog)
+    assert (record["status"], record["request_id"]) == (500, "trace-500")
