@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -101,7 +102,13 @@ def _metrics_directory(workers: int) -> Iterator[str | None]:
 def _metrics_port(settings: Settings, metrics_dir: str | None) -> Iterator[None]:
     """METRICS_PORT in multiprocess mode is served here, by the supervisor, from every worker's
     files (a single process serves it from its app instead: authserver.http.health)."""
-    if metrics_dir is None or not settings.metrics_enabled or settings.metrics_port is None:
+    if not settings.metrics_enabled or settings.metrics_port is None:
+        yield
+        return
+    if metrics_dir is None:
+        # One process: its app opens the port at start-up, where a failure would only be a
+        # logged traceback. Try the port here first, for a one-line error in the usual case.
+        _try_to_bind(settings.metrics_host, settings.metrics_port)
         yield
         return
     try:
@@ -109,14 +116,27 @@ def _metrics_port(settings: Settings, metrics_dir: str | None) -> Iterator[None]
             settings.metrics_host, settings.metrics_port, _AggregatedRegistry(metrics_dir)
         )
     except OSError as exc:
-        raise click.ClickException(
-            f"metrics_port: cannot listen on {settings.metrics_host}:{settings.metrics_port} "
-            f"({exc.strerror or exc})"
-        ) from None
+        raise _cannot_listen(settings.metrics_host, settings.metrics_port, exc) from None
     try:
         yield
     finally:
         server.close()
+
+
+def _try_to_bind(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the real server
+            probe.bind((host, port))
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> click.ClickException:
+    return click.ClickException(
+        f"metrics_port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+    )
 
 
 class _AggregatedRegistry(Collector):
