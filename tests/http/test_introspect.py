@@ -454,7 +454,11 @@ async def test_malformed_tokens_are_inactive(
 )
 @given(
     token=st.one_of(
-        st.text(alphabet=st.characters(min_codepoint=0x20, exclude_characters="\x7f"), min_size=1),
+        st.text(
+            # codec: lone surrogates cannot be encoded into a request at all (not a server case)
+            alphabet=st.characters(min_codepoint=0x20, exclude_characters="\x7f", codec="utf-8"),
+            min_size=1,
+        ),
         st.lists(st.text("abcdeyJ0-_=.", min_size=0, max_size=40), min_size=3, max_size=3).map(
             ".".join
         ),
