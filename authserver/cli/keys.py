@@ -93,7 +93,8 @@ def keys_rotate(force: bool) -> None:
     _echo_pickup(settings)
 
 
-@keys.command("revoke")
+# A kid is base64url, so one in 64 starts with "-": read such a word as the KID, not an option.
+@keys.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 def keys_revoke(kid: str) -> None:
     """Compromised key: unpublish KID at once. Revoking the current key promotes the next key

@@ -203,6 +203,8 @@ def test_revoking_the_current_key_keeps_a_live_server_issuing_and_unpublishes_it
 
     assert_one_line_error(cli("keys", "revoke", compromised, env=env), "already revoked")
     assert_one_line_error(cli("keys", "revoke", "no-such-kid", env=env), "no-such-kid")
+    # A kid is base64url: one in 64 starts with "-", which must not be read as an option.
+    assert_one_line_error(cli("keys", "revoke", "-no-such-kid", env=env), "-no-such-kid")
 
 
 def test_export_jwks_prints_exactly_the_public_jwks_the_server_serves(
