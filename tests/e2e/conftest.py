@@ -217,7 +217,7 @@ class ServeFactory(Protocol):
     ) -> Server: ...
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_server(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group (uvicorn workers too), then SIGKILL if it lingers."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -233,7 +233,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _wait_ready(server: Server) -> None:
+def wait_until_ready(server: Server) -> None:
+    """Poll /readyz until it answers 200; fail with the server's log if it exits first."""
     deadline = time.monotonic() + READY_TIMEOUT
     last = "no answer"
     with httpx.Client(base_url=server.base_url, timeout=2.0) as http:
@@ -280,14 +281,14 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
             )
         started.append(process)
         server = Server(f"http://127.0.0.1:{port}", port, process, log)
-        _wait_ready(server)
+        wait_until_ready(server)
         return server
 
     try:
         yield start
     finally:
         for process in started:
-            _stop(process)
+            stop_server(process)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -36,12 +36,12 @@ from authserver.verify import (
 from tests.e2e.conftest import (
     AUTHSERVER,
     Server,
-    _stop,
-    _wait_ready,
     assert_ok,
     clean_env,
     free_port,
     run_authserver,
+    stop_server,
+    wait_until_ready,
 )
 from tests.verify.helpers import (
     ManualClock,
@@ -114,7 +114,7 @@ def start_live(home: Path, logs: Path) -> Live:
         )
     server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:
-        _wait_ready(server)
+        wait_until_ready(server)
         user = run_authserver(
             ["users", "create", "alice", "--password-stdin"], home, env=env, stdin=PASSWORD
         )
@@ -130,7 +130,7 @@ def start_live(home: Path, logs: Path) -> Live:
             body = json.loads(created.stdout)
             clients[name] = (body["client_id"], body["client_secret"])
     except BaseException:
-        _stop(process)
+        stop_server(process)
         raise
     return Live(
         server,
@@ -149,7 +149,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     try:
         yield running
     finally:
-        _stop(running.server.process)
+        stop_server(running.server.process)
 
 
 def counting_client(counter: Counter[str]) -> httpx.Client:
@@ -338,7 +338,7 @@ async def test_a_rotation_on_the_server_is_followed_without_restarting_the_verif
     finally:
         client.close()
         await async_client.aclose()
-        _stop(live.server.process)
+        stop_server(live.server.process)
 
 
 # --- the example resource server --------------------------------------------------------------
@@ -377,7 +377,7 @@ def example(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
                 time.sleep(0.1)
         yield base_url
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 CHALLENGE = re.compile(
