@@ -6,7 +6,10 @@ included, answers 429. After a lock, the next failure locks again for twice as l
 `lock_max_seconds`). A success resets the count (see below for a lock still running).
 
 Per client IP: `ip_max_failures` failures within a fixed window of `ip_window_seconds` block
-further attempts from that IP until the window ends.
+further attempts from that IP until the window ends. "IP" is `limit_key`: an IPv6 client is its
+/64, since a host chooses its own interface identifiers within it (RFC 4291 §2.5.1, RFC 8981
+temporary addresses), so a new address there costs an attacker nothing and an owner gets one
+every day; the same key makes an address known.
 
 Known IPs (OWASP's device-cookie idea, with the address standing in for the cookie): an address
 from which the username logged in successfully within the last `known_ip_days` is *known* for
@@ -27,11 +30,26 @@ counts for nothing (`is_reset`).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authserver.settings import Settings
+
+IPV6_CLIENT_PREFIX = 64
+
+
+def limit_key(client_ip: str) -> str:
+    """What a client address is counted and remembered under: an IPv4 address itself, an IPv6
+    address's /64 (`2001:db8:a:1::/64`), and anything that is not an address ("unknown") as is."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if address.version == 4:
+        return client_ip
+    return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from authserver.audit import AuditEvent, DetailValue, record
 from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
+from authserver.lockout import limit_key
 from authserver.services import Services
 from authserver.store import login_failures, refresh, users
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest
@@ -33,7 +34,8 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
     client, settings, db = req.client, svc.settings, svc.db
     scope = grant_scope(req.optional("scope"), allowed_scopes(client, settings))
 
-    attempt = await login_failures.begin_attempt(db, username, req.client_ip, svc.lockout, req.now)
+    counted_as = limit_key(req.client_ip)  # an IPv6 client is its /64
+    attempt = await login_failures.begin_attempt(db, username, counted_as, svc.lockout, req.now)
     if attempt.retry_after is not None:
         await _audit(svc, req, "login.locked", "denied", username, retry_after=attempt.retry_after)
         raise too_many_attempts(attempt.retry_after)
@@ -48,9 +50,7 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         await _audit(svc, req, "login.failure", "failure", username, subject, reason=reason)
         raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
-    await login_failures.attempt_succeeded(
-        db, username, req.client_ip, attempt, svc.lockout, req.now
-    )
+    await login_failures.attempt_succeeded(db, username, counted_as, attempt, svc.lockout, req.now)
     if svc.passwords.needs_rehash(user.password_hash):
         new_hash = await svc.passwords.hash(password)
         await users.rehash_password(db, user.id, user.password_hash, new_hash)

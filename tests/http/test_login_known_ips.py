@@ -328,3 +328,38 @@ async def test_unknown_username_and_known_user_cost_the_same_statements(
     assert not any(login_user_ip_failures.name in sql for sql in wrong_password)
     assert any(login_user_ip_failures.name in sql for sql in from_known_ip)
     assert not any(login_user_failures.name in sql for sql in from_known_ip)
+
+
+# --- IPv6: one /64 is one client ----------------------------------------------------------------
+
+# A host picks its own interface identifiers (RFC 8981 temporary addresses, and any attacker with
+# a /64 routed to it): within a /64, a new source address costs nothing.
+HOME_V6 = "2001:db8:a:1::10"
+HOME_V6_LATER = "2001:db8:a:1:9c41:27ff:fe00:3"  # alice's next temporary address
+ATTACKER_V6 = "2001:db8:bad:1::"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"login_ip_max_failures": 3}])
+async def test_an_attacker_rotating_addresses_within_one_ipv6_slash_64_gets_one_ip_limit(
+    from_ip: FromIp, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    client = await setup(make_client, make_user)
+    for n, username in enumerate(("u1", "u2", "u3"), start=1):
+        await fail(from_ip(f"{ATTACKER_V6}{n}"), client, username=username)
+
+    wait = retry_after(await password_login(from_ip(f"{ATTACKER_V6}99"), client, "u4", WRONG))
+    assert 1 <= wait <= 900
+    assert retry_after(await password_login(from_ip("2001:db8:bad:1:ffff::1"), client)) == wait
+    assert_ok(await password_login(from_ip("2001:db8:bad:2::1"), client))  # the next /64 is not
+
+
+async def test_a_locked_username_still_logs_in_from_a_new_address_in_a_known_ipv6_slash_64(
+    from_ip: FromIp, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    client = await setup(make_client, make_user)
+    assert_ok(await password_login(from_ip(HOME_V6), client))
+    await fail(from_ip(f"{ATTACKER_V6}1"), client, times=10)
+    assert retry_after(await password_login(from_ip(f"{ATTACKER_V6}2"), client)) == 60
+
+    assert_ok(await password_login(from_ip(HOME_V6_LATER), client))
+    assert retry_after(await password_login(from_ip("2001:db8:a:2::10"), client)) > 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from authserver.lockout import (
     IpFailures,
     LockoutPolicy,
     UserFailures,
     ip_after_failure,
+    limit_key,
     retry_after,
     user_after_failure,
 )
@@ -72,3 +75,21 @@ def test_longest_wait_wins_when_both_limits_apply() -> None:
     user = fail(10)
     ip = IpFailures(T0, 100)
     assert retry_after(user, ip, POLICY, T0) == 900
+
+
+@pytest.mark.parametrize(
+    ("client_ip", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:a:1::10", "2001:db8:a:1::/64"),
+        ("2001:db8:a:1:ffff:ffff:ffff:ffff", "2001:db8:a:1::/64"),
+        ("2001:db8:a:2::10", "2001:db8:a:2::/64"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_client_is_counted_as_its_slash_64_and_an_ipv4_client_as_itself(
+    client_ip: str, key: str
+) -> None:
+    assert limit_key(client_ip) == key
+    assert len(key) <= 64  # the width of the IP key columns
