@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -169,3 +170,30 @@ class JWKSServer:
 def wall_clock_claims(**overrides: Any) -> dict[str, Any]:
     """`claims` for tests that run on the real clock."""
     return claims(time.time(), **overrides)
+
+
+# RFC 6750 §3: Bearer realm="…", error="…", error_description="…" (scope="…")
+CHALLENGE = re.compile(
+    r'^Bearer realm="(?P<realm>[^"]*)", error="(?P<error>[a-z_]+)", '
+    r'error_description="(?P<description>[\x20\x21\x23-\x5b\x5d-\x7e]+)"'
+    r'(, scope="(?P<scope>[^"]+)")?$'
+)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_challenge(
+    response: httpx.Response, status: int, error: str, scope: str | None = None
+) -> str:
+    assert response.status_code == status, response.text
+    match = CHALLENGE.match(response.headers["www-authenticate"])
+    assert match is not None, response.headers["www-authenticate"]
+    assert match["realm"] == "example"
+    assert match["error"] == error
+    assert match["scope"] == scope
+    body = response.json()
+    assert body["error"] == error
+    assert body["error_description"] == match["description"]
+    return match["description"]

@@ -3,7 +3,6 @@ insufficient_scope, 503 when the keys cannot be had, 200 with the claims on the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,17 +20,12 @@ from authserver.verify.starlette import BearerAuthMiddleware, access_token, requ
 from tests.verify.helpers import (
     JWKSServer,
     ManualClock,
+    assert_challenge,
+    bearer,
     claims,
     header,
     sign_rs256,
     unsigned,
-)
-
-# RFC 6750 §3: Bearer realm="…", error="…", error_description="…" (scope="…")
-CHALLENGE = re.compile(
-    r'^Bearer realm="(?P<realm>[^"]*)", error="(?P<error>[a-z_]+)", '
-    r'error_description="(?P<description>[\x20\x21\x23-\x5b\x5d-\x7e]+)"'
-    r'(, scope="(?P<scope>[^"]+)")?$'
 )
 
 
@@ -82,25 +76,6 @@ async def http(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_challenge(
-    response: httpx.Response, status: int, error: str, scope: str | None = None
-) -> str:
-    assert response.status_code == status, response.text
-    match = CHALLENGE.match(response.headers["www-authenticate"])
-    assert match is not None, response.headers["www-authenticate"]
-    assert match["realm"] == "example"
-    assert match["error"] == error
-    assert match["scope"] == scope
-    body = response.json()
-    assert body["error"] == error
-    assert body["error_description"] == match["description"]
-    return match["description"]
 
 
 async def test_a_valid_token_with_the_scope_gets_200_and_its_claims(
