@@ -50,6 +50,26 @@ async def refresh(
     return await http.post("/token", data=data, auth=client.basic)
 
 
+async def login(
+    http: httpx.AsyncClient, client: RegisteredClient, username: str = "alice", **extra: str
+) -> dict[str, Any]:
+    """A password login, insisting on success; the token response."""
+    response = await password_login(http, client, username, **extra)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def refreshed(
+    http: httpx.AsyncClient, client: RegisteredClient, token: str, **extra: str
+) -> dict[str, Any]:
+    """Refresh, insisting on success; the new token pair."""
+    response = await refresh(http, client, token, **extra)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> None:
     """An RFC 6749 §5.2 error: status, JSON body with `error`, never cached."""
     assert response.status_code == status, response.text

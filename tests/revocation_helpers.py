@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RegisteredClient
-from tests.helpers import password_login, refresh
+from tests.helpers import refresh
 
 INACTIVE = {"active": False}
 
@@ -38,24 +38,6 @@ async def introspect(
     response = await http.post("/introspect", data={"token": token, **extra}, auth=client.basic)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def login(
-    http: httpx.AsyncClient, client: RegisteredClient, username: str = "alice", **extra: str
-) -> dict[str, Any]:
-    response = await password_login(http, client, username, **extra)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def refreshed(
-    http: httpx.AsyncClient, client: RegisteredClient, token: str, **extra: str
-) -> dict[str, Any]:
-    response = await refresh(http, client, token, **extra)
-    assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 

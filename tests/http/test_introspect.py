@@ -27,8 +27,15 @@ from authserver.services import Services
 from authserver.store import keys as key_store
 from authserver.store.tables import signing_keys
 from tests.conftest import ISSUER, Clock, RegisteredClient
-from tests.helpers import assert_uncached_oauth_error, insert_client, jwt_parts, refresh
-from tests.revocation_helpers import INACTIVE, introspect, login, refreshed, revoked
+from tests.helpers import (
+    assert_uncached_oauth_error,
+    insert_client,
+    jwt_parts,
+    login,
+    refresh,
+    refreshed,
+)
+from tests.revocation_helpers import INACTIVE, introspect, revoked
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]

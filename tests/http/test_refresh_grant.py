@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +16,15 @@ import pytest
 from authserver import admin
 from authserver.services import Services
 from tests.conftest import PASSWORD, Clock, RegisteredClient
-from tests.helpers import assert_oauth_error, jwt_parts, metric_value, password_login, refresh
+from tests.helpers import (
+    assert_oauth_error,
+    jwt_parts,
+    login,
+    metric_value,
+    password_login,
+    refresh,
+    refreshed,
+)
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]
@@ -25,25 +32,6 @@ MakeUser = Callable[..., Awaitable[str]]
 REUSE_METRIC = "authserver_refresh_reuse_detected_total"
 SHORT_LIVED = {"refresh_token_ttl": 100, "refresh_family_max_age": 250}
 NEW_PASSWORD = "a completely different passphrase"
-
-
-async def login(
-    http: httpx.AsyncClient, client: RegisteredClient, username: str = "alice", **extra: str
-) -> dict[str, Any]:
-    response = await password_login(http, client, username, **extra)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def refreshed(
-    http: httpx.AsyncClient, client: RegisteredClient, token: str, **extra: str
-) -> dict[str, Any]:
-    """Refresh, insisting on success; the new token pair."""
-    response = await refresh(http, client, token, **extra)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def assert_refused(http: httpx.AsyncClient, client: RegisteredClient, token: str) -> None:

@@ -20,16 +20,8 @@ from sqlalchemy import select
 from authserver.services import Services
 from authserver.store.tables import refresh_families, revoked_access_tokens
 from tests.conftest import ISSUER, Clock, RegisteredClient
-from tests.helpers import assert_uncached_oauth_error, jwt_parts, refresh
-from tests.revocation_helpers import (
-    INACTIVE,
-    introspect,
-    login,
-    refresh_refused,
-    refreshed,
-    revoke,
-    revoked,
-)
+from tests.helpers import assert_uncached_oauth_error, jwt_parts, login, refresh, refreshed
+from tests.revocation_helpers import INACTIVE, introspect, refresh_refused, revoke, revoked
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]

@@ -35,8 +35,7 @@ from authserver.store.tables import (
 )
 from authserver.tokens import new_refresh_token, token_digest
 from tests.conftest import PASSWORD, Clock, RegisteredClient
-from tests.helpers import jwt_parts, password_login
-from tests.revocation_helpers import login, refreshed
+from tests.helpers import jwt_parts, login, password_login, refreshed
 from tests.store.conftest import client_record
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
