@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -93,5 +94,6 @@ def test_large_bodies_on_a_kept_alive_connection_are_not_mistaken_for_headers(
             sock.sendall(request)
             while replies.count(b"HTTP/1.1 ") < sent and (chunk := sock.recv(65536)):
                 replies += chunk
-    assert replies.count(b"HTTP/1.1 400") == 3, replies[:300]
-    assert b"431" not in replies
+    # Status lines only: a random X-Request-ID can contain "431" (it did, and failed this test).
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", replies)  # each reply follows the last body
+    assert statuses == [b"400"] * 3, replies[:300]
