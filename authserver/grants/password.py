@@ -9,6 +9,7 @@ from authserver.clients import access_token_ttl, allowed_scopes, audiences, gran
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.lockout import limit_key
+from authserver.models import RefreshGrant, User
 from authserver.services import Services
 from authserver.store import login_failures, refresh, users
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest
@@ -51,22 +52,26 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
     await login_failures.attempt_succeeded(db, username, counted_as, attempt, svc.lockout, req.now)
-    if svc.passwords.needs_rehash(user.password_hash):
+    verified_hash = user.password_hash
+    if svc.passwords.needs_rehash(verified_hash):
         new_hash = await svc.passwords.hash(password)
-        await users.rehash_password(db, user.id, user.password_hash, new_hash)
+        if await users.rehash_password(db, user.id, verified_hash, new_hash):
+            verified_hash = new_hash
 
     refresh_token = new_refresh_token() if "refresh_token" in client.grant_types else None
     try:
-        family = await refresh.start_family(
-            db,
-            user_id=user.id,
-            client_id=client.client_id,
-            scope=scope,
-            token_hash=None if refresh_token is None else token_digest(refresh_token),
-            now=req.now,
-            token_ttl=settings.refresh_token_ttl,
-            family_max_age=settings.refresh_family_max_age,
+        family = await _start_family(svc, req, user, verified_hash, password, scope, refresh_token)
+    except refresh.CredentialsChanged:
+        await _audit(
+            svc,
+            req,
+            "login.failure",
+            "failure",
+            username,
+            str(user.id),
+            reason="credentials_changed",
         )
+        raise invalid_grant(BAD_CREDENTIALS) from None
     except refresh.OwnerGone:
         raise invalid_client() from None  # deleted by an operator a moment ago
     await _audit(
@@ -85,6 +90,52 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         family_id=family.family_id,
     )
     return TokenResponse(access_token, ttl, scope, refresh_token)
+
+
+async def _start_family(
+    svc: Services,
+    req: GrantRequest,
+    user: User,
+    verified_hash: str,
+    password: str,
+    scope: str,
+    refresh_token: str | None,
+) -> RefreshGrant:
+    """Start the login's family, only while the user still has the hash just verified and is
+    enabled (security review, finding 1: a password change or disable that commits during the
+    argon2 check must not leave this login alive).
+
+    The one case where the stored hash changes without a credential change is a concurrent
+    login's rehash (new argon2 parameters) of the same password: then the password is checked
+    once more against the hash now stored, and the family started on that one.
+    """
+
+    async def start(password_hash: str) -> RefreshGrant:
+        return await refresh.start_family(
+            svc.db,
+            user_id=user.id,
+            verified_password_hash=password_hash,
+            client_id=req.client.client_id,
+            scope=scope,
+            token_hash=None if refresh_token is None else token_digest(refresh_token),
+            now=req.now,
+            token_ttl=svc.settings.refresh_token_ttl,
+            family_max_age=svc.settings.refresh_family_max_age,
+        )
+
+    try:
+        return await start(verified_hash)
+    except refresh.CredentialsChanged:
+        current = await users.get_user(svc.db, user.username)
+        if (
+            current is None
+            or current.id != user.id
+            or current.disabled
+            or current.password_hash == verified_hash
+            or not await svc.passwords.verify(current.password_hash, password)
+        ):
+            raise
+        return await start(current.password_hash)
 
 
 async def _audit(

@@ -21,13 +21,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, exists, insert, select, update
+from sqlalchemy import Update, Uuid, exists, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authserver.models import RefreshGrant, RefreshTokenRecord
 from authserver.store.db import Database
-from authserver.store.tables import refresh_families, refresh_tokens, users
+from authserver.store.tables import UTCDateTime, refresh_families, refresh_tokens, users
 
 rt = refresh_tokens
 fam = refresh_families
@@ -37,10 +37,16 @@ class OwnerGone(Exception):
     """The client (or user) of a new login was deleted while the login was being recorded."""
 
 
+class CredentialsChanged(Exception):
+    """The user's password changed, or the user was disabled, after the password was checked:
+    the login must not start (a change revokes only the families that exist when it commits)."""
+
+
 async def start_family(
     db: Database,
     *,
     user_id: uuid.UUID,
+    verified_password_hash: str,
     client_id: str,
     scope: str,
     token_hash: bytes | None,
@@ -48,56 +54,54 @@ async def start_family(
     token_ttl: int,
     family_max_age: int,
 ) -> RefreshGrant:
-    """Record a password login: a new family and, if the client may refresh, its first token."""
+    """Record a password login: a new family and, if the client may refresh, its first token.
+
+    The family is inserted only if the user row still holds `verified_password_hash` (the hash
+    the password was checked against) and is enabled, in the same statement, which takes a
+    share lock on the user row: a concurrent `users set-password` or `users disable` either
+    commits first (and this insert finds nothing: CredentialsChanged) or waits for this
+    transaction and then revokes the family it inserted.
+    """
     family_id = uuid.uuid4()
     family_expires_at = now + timedelta(seconds=family_max_age)
     expires_at = min(now + timedelta(seconds=token_ttl), family_expires_at)
+    family = select(
+        literal(family_id, Uuid),
+        users.c.id,
+        literal(client_id),
+        literal(scope),
+        literal(now, UTCDateTime),
+        literal(family_expires_at, UTCDateTime),
+    ).where(
+        users.c.id == user_id,
+        users.c.password_hash == verified_password_hash,
+        users.c.disabled.is_(False),
+    )
+    columns = ["id", "user_id", "client_id", "scope", "created_at", "expires_at"]
     try:
-        return await _insert_family(
-            db, family_id, user_id, client_id, scope, token_hash, now, expires_at, family_expires_at
-        )
-    except IntegrityError as exc:  # a foreign key: the client or user no longer exists
+        async with db.transaction() as conn:
+            started = await conn.execute(
+                insert(fam).from_select(columns, family.with_for_update(read=True))
+            )
+            if started.rowcount != 1:
+                raise CredentialsChanged(user_id)
+            if token_hash is not None:
+                await conn.execute(
+                    insert(rt).values(
+                        id=uuid.uuid4(),
+                        token_hash=token_hash,
+                        family_id=family_id,
+                        parent_id=None,
+                        client_id=client_id,
+                        user_id=user_id,
+                        scope=scope,
+                        issued_at=now,
+                        expires_at=expires_at,
+                        family_expires_at=family_expires_at,
+                    )
+                )
+    except IntegrityError as exc:  # a foreign key: the client no longer exists
         raise OwnerGone(client_id) from exc
-
-
-async def _insert_family(
-    db: Database,
-    family_id: uuid.UUID,
-    user_id: uuid.UUID,
-    client_id: str,
-    scope: str,
-    token_hash: bytes | None,
-    now: datetime,
-    expires_at: datetime,
-    family_expires_at: datetime,
-) -> RefreshGrant:
-    async with db.transaction() as conn:
-        await conn.execute(
-            insert(fam).values(
-                id=family_id,
-                user_id=user_id,
-                client_id=client_id,
-                scope=scope,
-                created_at=now,
-                expires_at=family_expires_at,
-            )
-        )
-        if token_hash is None:
-            return RefreshGrant(family_id, user_id, client_id, scope, expires_at)
-        await conn.execute(
-            insert(rt).values(
-                id=uuid.uuid4(),
-                token_hash=token_hash,
-                family_id=family_id,
-                parent_id=None,
-                client_id=client_id,
-                user_id=user_id,
-                scope=scope,
-                issued_at=now,
-                expires_at=expires_at,
-                family_expires_at=family_expires_at,
-            )
-        )
     return RefreshGrant(family_id, user_id, client_id, scope, expires_at)
 
 

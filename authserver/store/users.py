@@ -97,14 +97,15 @@ async def set_password(
     return _user(row._mapping)
 
 
-async def rehash_password(db: Database, user_id: uuid.UUID, old_hash: str, new_hash: str) -> None:
-    """Upgrade a hash to the configured parameters after a successful login.
+async def rehash_password(db: Database, user_id: uuid.UUID, old_hash: str, new_hash: str) -> bool:
+    """Upgrade a hash to the configured parameters after a successful login; True if stored.
 
     Conditional on the old hash, so it never overwrites a password changed meanwhile.
     """
     async with db.statement() as conn:
-        await conn.execute(
+        result = await conn.execute(
             update(users)
             .where(users.c.id == user_id, users.c.password_hash == old_hash)
             .values(password_hash=new_hash)
         )
+    return bool(result.rowcount)

@@ -57,6 +57,7 @@ async def login(db: Database) -> Login:
     await refresh.start_family(
         db,
         user_id=user.id,
+        verified_password_hash=user.password_hash,
         client_id="app",
         scope="read write",
         token_hash=token_digest(token),

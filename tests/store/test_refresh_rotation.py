@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from authserver.store import refresh
 from authserver.store import users as user_store
 from authserver.store.db import Database
-from authserver.store.tables import refresh_tokens
+from authserver.store.tables import refresh_families, refresh_tokens, users
 from authserver.tokens import new_refresh_token, token_digest
 from tests.store.conftest import Login
 
@@ -119,3 +120,69 @@ async def _family_expiry(db: Database, token: str) -> datetime:
         ).scalar_one()
     assert isinstance(value, datetime)
     return value
+
+
+async def test_a_login_racing_a_password_change_is_never_left_alive(
+    db: Database, login: Login, database_url: str
+) -> None:
+    """The password change's transaction has updated the user and revoked its families but
+    not committed; a login that checked the old hash starts its family now. On PostgreSQL the
+    family's INSERT … SELECT … FOR SHARE waits for the change to commit and then finds the new
+    hash (without the share lock it would read the old row, insert, and outlive the change); on
+    SQLite BEGIN IMMEDIATE makes it wait the same way."""
+    from sqlalchemy import text
+
+    from authserver.settings import Settings
+    from authserver.store.db import open_database
+
+    user = await user_store.get_user(db, "alice")
+    assert user is not None
+    changer = open_database(Settings(database_url=database_url))
+    now = datetime.now(UTC)
+    try:
+        async with changer.transaction() as conn:
+            await conn.execute(
+                users.update()
+                .where(users.c.id == user.id)
+                .values(password_hash="a new hash", password_changed_at=now)
+            )
+            await conn.execute(refresh.revoke_user_families(user.id, reason="test", now=now))
+            started = asyncio.create_task(
+                refresh.start_family(
+                    db,
+                    user_id=user.id,
+                    verified_password_hash=user.password_hash,
+                    client_id="app",
+                    scope="read",
+                    token_hash=token_digest(new_refresh_token()),
+                    now=now,
+                    token_ttl=3600,
+                    family_max_age=7200,
+                )
+            )
+            if not db.is_sqlite:  # wait (bounded) until the login is blocked on the user row
+                async with asyncio.timeout(10):
+                    while not started.done():
+                        async with changer.engine.connect() as probe:
+                            waiting = await probe.scalar(
+                                text(
+                                    "SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "datname = current_database() AND wait_event_type = 'Lock'"
+                                )
+                            )
+                        if waiting:
+                            break
+                        await asyncio.sleep(0.01)
+            else:
+                await asyncio.sleep(0.05)  # let it reach BEGIN IMMEDIATE; either order is correct
+        with pytest.raises(refresh.CredentialsChanged):
+            await started
+    finally:
+        await changer.dispose()
+    async with db.statement() as conn:
+        live = await conn.scalar(
+            select(func.count()).where(
+                refresh_families.c.user_id == user.id, refresh_families.c.revoked_at.is_(None)
+            )
+        )
+    assert live == 0
