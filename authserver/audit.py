@@ -1,6 +1,10 @@
 """The audit trail: an append-only record of security-relevant events (who, what, when, from
 where, with what outcome), in the `audit_events` table so every process and host writes to one
-place. Read it with `authserver audit tail [--follow]`.
+place. Read it with `authserver audit tail [--follow]`. `tokens purge` deletes rows older than
+AUDIT_RETENTION_DAYS (default 90).
+
+Bounded by design: a request that costs the client nothing (a login refused by the limits) writes
+no row; the failure that sets a lock writes one `login.locked` row for the whole lock.
 
 Never a secret: call sites pass usernames, client ids, kids, family and user ids, IPs and short
 reason codes — never a password, token, token digest, client secret or key material. Routine
@@ -22,7 +26,8 @@ from authserver.store.db import Database
 EVENTS: Mapping[str, str] = {
     "login.success": "password grant accepted (actor: username; subject: user id)",
     "login.failure": "password grant refused: unknown user, wrong password or disabled user",
-    "login.locked": "password grant refused by the login limits (429)",
+    "login.locked": "a failed password attempt locked a username, a (username, known IP) pair "
+    "or an IP (detail: locked, seconds); the attempts refused during the lock are not recorded",
     "refresh.reuse_detected": "a rotated or revoked refresh token was presented; family revoked",
     "refresh.wrong_client": "a refresh token was presented by another client; nothing revoked",
     "token.revoked": "a client revoked one of its tokens at /revoke (RFC 7009)",

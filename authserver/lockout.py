@@ -2,8 +2,18 @@
 
 Per username (known or not): the `max_failures`-th consecutive failure still answers
 invalid_grant and locks the name for `lock_seconds`; while locked every attempt, right password
-included, answers 429. After a lock, the next failure locks again for twice as long (capped at
-`lock_max_seconds`). A success resets the count (see below for a lock still running).
+included, answers 429. A success resets the count (see below for a lock still running).
+
+Escalation, and its decay (security review, finding 3):
+- a failure soon after a lock ended — within `lock_max_seconds` of its end — locks again for
+  twice as long, capped at `lock_max_seconds` (SPEC: "each failure right after a lock ends");
+- a failure later than that locks again for `lock_seconds` only: the escalation has decayed;
+- after `failure_reset_seconds` (LOGIN_FAILURE_RESET_SECONDS, 12 h by default, Keycloak's
+  "failure reset time") without a failure and with no lock running, the counter is forgotten:
+  the name has its full `max_failures` again.
+So an attacker who keeps at it gets at best one guess per `lock_max_seconds` + `lock_seconds`
+(the same as at the cap), while the owner who mistypes a day after an attack ends is not locked
+at all, and one who mistypes an hour after it ends waits `lock_seconds`, not the cap.
 
 Per client IP: `ip_max_failures` failures within a fixed window of `ip_window_seconds` block
 further attempts from that IP until the window ends. "IP" is `limit_key`: an IPv6 client is its
@@ -24,8 +34,8 @@ A success resets the counter the attempt went through entirely (taking back the 
 pre-count may have set: every attempt is counted before its password is checked) and the count
 of the username's counter in any case. A success from a known IP leaves a lock on the username
 running until it ends: proving the password from a known IP must not cut short a lock that an
-attacker elsewhere is waiting out (SPEC: 429 "until the lock ends"). A lock that has ended
-counts for nothing (`is_reset`).
+attacker elsewhere is waiting out (SPEC: 429 "until the lock ends"). A counter with nothing
+since its last success, or quiet for `failure_reset_seconds`, counts for nothing (`is_reset`).
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ class LockoutPolicy:
     ip_max_failures: int = 100
     ip_window_seconds: int = 900
     known_ip_days: int = 30
+    failure_reset_seconds: int = 43_200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LockoutPolicy:
@@ -70,6 +81,7 @@ class LockoutPolicy:
             settings.login_ip_max_failures,
             settings.login_ip_window_seconds,
             settings.login_known_ip_days,
+            settings.login_failure_reset_seconds,
         )
 
     def known_since(self, now: datetime) -> datetime | None:
@@ -95,19 +107,27 @@ class IpFailures:
     failures: int
 
 
-def is_reset(
-    failures: int, locked_until: datetime | None, lock_seconds: int, now: datetime
-) -> bool:
-    """Whether a counter is equivalent to no counter at all (no failure since the last success,
-    no lock since then, and no lock running)."""
-    return failures == 0 and lock_seconds == 0 and (locked_until is None or locked_until <= now)
+def is_reset(state: UserFailures, policy: LockoutPolicy, now: datetime) -> bool:
+    """Whether a counter is equivalent to no counter at all: no lock running, and either nothing
+    since the last success (no failure, no lock) or quiet for `failure_reset_seconds`."""
+    if state.locked_until is not None and state.locked_until > now:
+        return False
+    if state.failures == 0 and state.lock_seconds == 0:
+        return True
+    quiet_since = max(state.last_failure_at, state.locked_until or state.last_failure_at)
+    return now - quiet_since >= timedelta(seconds=policy.failure_reset_seconds)
 
 
 def user_after_failure(
     state: UserFailures | None, policy: LockoutPolicy, now: datetime
 ) -> UserFailures:
+    """The counter after one more failure (`state` None: no counter, or one that `is_reset`)."""
     if state is not None and state.lock_seconds > 0:
-        lock = min(state.lock_seconds * 2, policy.lock_max_seconds)
+        lock_ended = state.locked_until or state.last_failure_at
+        if now - lock_ended <= timedelta(seconds=policy.lock_max_seconds):
+            lock = min(state.lock_seconds * 2, policy.lock_max_seconds)  # soon after: escalate
+        else:
+            lock = min(policy.lock_seconds, policy.lock_max_seconds)  # the escalation decayed
         return UserFailures(state.failures + 1, now, now + timedelta(seconds=lock), lock)
     failures = 1 if state is None else state.failures + 1
     if failures >= policy.max_failures:

@@ -46,6 +46,7 @@ class Metrics:
     token_requests: Counter
     token_duration: Histogram
     refresh_reuse: Counter
+    login_refused: Counter
     signing_key_age: Gauge
     password_hash_seconds: Histogram
     http_duration: Histogram
@@ -84,6 +85,11 @@ def make_metrics() -> Metrics:
         refresh_reuse=Counter(
             "authserver_refresh_reuse_detected",
             "Rotated refresh tokens presented again (each revokes its family).",
+            registry=registry,
+        ),
+        login_refused=Counter(
+            "authserver_login_refused",
+            "Password attempts refused by the login limits (429), without a check or a row each.",
             registry=registry,
         ),
         signing_key_age=Gauge(

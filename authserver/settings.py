@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     login_ip_max_failures: int = Field(default=100, ge=1)
     login_ip_window_seconds: int = Field(default=900, ge=1)
     login_known_ip_days: int = Field(default=30, ge=0, le=3650)  # 0: no known-IP exception
+    login_failure_reset_seconds: int = Field(default=43_200, ge=1)  # quiet time that forgets
+    audit_retention_days: int = Field(default=90, ge=0, le=36_500)  # 0: keep audit rows for ever
     trusted_proxies: list[str] = Field(default_factory=list)
 
     request_timeout: float = Field(default=10.0, gt=0, le=300)

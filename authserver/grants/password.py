@@ -12,6 +12,7 @@ from authserver.lockout import limit_key
 from authserver.models import RefreshGrant, User
 from authserver.services import Services
 from authserver.store import login_failures, refresh, users
+from authserver.store.login_failures import Attempt
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest
 
 MAX_USERNAME_LENGTH = 255
@@ -37,8 +38,8 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
 
     counted_as = limit_key(req.client_ip)  # an IPv6 client is its /64
     attempt = await login_failures.begin_attempt(db, username, counted_as, svc.lockout, req.now)
-    if attempt.retry_after is not None:
-        await _audit(svc, req, "login.locked", "denied", username, retry_after=attempt.retry_after)
+    if attempt.retry_after is not None:  # writes nothing: one audit row per lock, not per try
+        svc.metrics.login_refused.inc()
         raise too_many_attempts(attempt.retry_after)
 
     user = await users.get_user(db, username)
@@ -49,6 +50,7 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         reason = "unknown_user" if user is None else "disabled" if user.disabled else "password"
         subject = None if user is None else str(user.id)
         await _audit(svc, req, "login.failure", "failure", username, subject, reason=reason)
+        await _audit_locks(svc, req, username, subject, attempt)
         raise invalid_grant(BAD_CREDENTIALS)  # the attempt stays counted as a failure
 
     await login_failures.attempt_succeeded(db, username, counted_as, attempt, svc.lockout, req.now)
@@ -136,6 +138,24 @@ async def _start_family(
         ):
             raise
         return await start(current.password_hash)
+
+
+async def _audit_locks(
+    svc: Services, req: GrantRequest, username: str, subject: str | None, attempt: Attempt
+) -> None:
+    """The one `login.locked` row of a lock: written by the failure that set it. The attempts
+    refused while it runs are not recorded one by one (they cost an attacker nothing)."""
+    if attempt.locks_counter_for is not None:
+        locked = "username_ip" if attempt.from_known_ip else "username"
+        seconds = attempt.locks_counter_for
+        await _audit(
+            svc, req, "login.locked", "denied", username, subject, locked=locked, seconds=seconds
+        )
+    if attempt.blocks_ip_for is not None:
+        seconds = attempt.blocks_ip_for
+        await _audit(
+            svc, req, "login.locked", "denied", username, subject, locked="ip", seconds=seconds
+        )
 
 
 async def _audit(

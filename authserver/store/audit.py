@@ -1,5 +1,5 @@
-"""`audit_events` rows: append and read, nothing else (the trail is append-only; no code path
-updates or deletes a row)."""
+"""`audit_events` rows: append and read. The trail is append-only: no code path updates a row,
+and only `tokens purge` deletes, rows older than AUDIT_RETENTION_DAYS (store/purge.py)."""
 
 from __future__ import annotations
 

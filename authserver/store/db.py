@@ -53,6 +53,16 @@ class Database:
                 yield conn
 
     @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only, in autocommit: on SQLite it takes no writer lock (no
+        BEGIN IMMEDIATE), so a read never queues behind, or holds up, another process's write.
+        Each statement sees the latest committed data; use `transaction()` for a consistent
+        view across statements."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    @asynccontextmanager
     async def driver(self) -> AsyncIterator[Any]:
         """PostgreSQL only: the asyncpg connection itself, borrowed from the same pool, for the
         hot path's hand-written SQL. It costs about a third of SQLAlchemy's per-statement CPU
@@ -165,6 +175,8 @@ def _sqlite_engine(database: str | None) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # Database.read(): each statement on its own, no writer lock
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

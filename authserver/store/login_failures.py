@@ -10,8 +10,9 @@ Which counter an attempt goes through (authserver/lockout.py, "Known IPs"): the 
 when the username logged in successfully from this IP within LOGIN_KNOWN_IP_DAYS, the
 (username, IP) counter. The known-IP lookup is by username, like the username counter, so an
 unknown username runs exactly the statements a known user at an unknown IP runs; the two
-counters cost the same statements too. Per attempt: the known-IP lookup, the counter row, the IP
-row, and one UPDATE of each of the two rows; after a success, four short statements.
+counters cost the same statements too. Per attempt: three plain reads (the known-IP lookup, the
+counter row, the IP row), which alone decide a refusal; then, in one transaction, the same three
+under lock and one UPDATE of each of the two rows; after a success, four short statements.
 
 Every transaction here takes its row locks in one order — username counter, (username, IP)
 counter, IP counter, known IP — so on PostgreSQL no two of them can deadlock.
@@ -54,9 +55,12 @@ pairs_t = login_user_ip_failures
 class Attempt:
     """The decision on one password attempt."""
 
-    retry_after: int | None  # refused: whole seconds to wait (nothing was counted)
+    retry_after: int | None  # refused: whole seconds to wait (nothing was written)
     ip_window_started_at: datetime | None = None  # allowed: the IP window it was counted in
     from_known_ip: bool = False  # counted per (username, IP) instead of per username
+    # Allowed, and counted as a failure that, if the password proves wrong, locks:
+    locks_counter_for: int | None = None  # the username (or username, IP) for this many seconds
+    blocks_ip_for: int | None = None  # the client IP until its window ends, in this many seconds
 
 
 @dataclass(frozen=True)
@@ -68,40 +72,71 @@ class _Counter:
     state: UserFailures | None
 
 
+class _Refused(Exception):
+    """Raised inside the attempt's transaction to roll it back: a refusal writes nothing."""
+
+    def __init__(self, wait: int) -> None:
+        self.wait = wait
+
+
 async def begin_attempt(
     db: Database, username: str, ip: str, policy: LockoutPolicy, now: datetime
 ) -> Attempt:
     """Refuse the attempt if its counter (the username's, or the (username, IP) one from a known
     IP) or the IP is locked; otherwise count it as a failure (the password has not been checked
-    yet) and allow it."""
-    async with db.transaction() as conn:
-        known = await _is_known_ip(conn, username, ip, policy.known_since(now))
-        if known:
-            counter = await _locked_pair(db, conn, username, ip, now)
-        else:
-            counter = await _locked_user(db, conn, username, now)
-        ip_state = await _locked_ip(db, conn, ip, now)
-        wait = retry_after(counter.state, ip_state, policy, now)
-        if wait is not None:
-            return Attempt(wait)
-        state = user_after_failure(counter.state, policy, now)
-        ip_state = ip_after_failure(ip_state, policy, now)
-        await conn.execute(
-            update(counter.table)
-            .where(*counter.key)
-            .values(
-                failures=state.failures,
-                last_failure_at=state.last_failure_at,
-                locked_until=state.locked_until,
-                lock_seconds=state.lock_seconds,
+    yet) and allow it.
+
+    A refusal writes nothing (security review, finding 2): it is decided first by plain reads,
+    which on SQLite take no writer lock, so a client hammering a locked name or a blocked IP
+    costs reads only. An attempt that passes them is decided again under the rows' locks, where
+    a concurrent attempt may have locked it meanwhile; that refusal rolls back, so no counter
+    row is ever created by a refused attempt.
+    """
+    known_since = policy.known_since(now)
+    async with db.read() as conn:
+        known = await _is_known_ip(conn, username, ip, known_since)
+        counter = await _read_counter(conn, username, ip, known, policy, now)
+        ip_state = await _read_ip(conn, ip)
+    wait = retry_after(counter, ip_state, policy, now)
+    if wait is not None:
+        return Attempt(wait)
+    try:
+        async with db.transaction() as conn:
+            known = await _is_known_ip(conn, username, ip, known_since)
+            if known:
+                locked = await _locked_pair(db, conn, username, ip, policy, now)
+            else:
+                locked = await _locked_user(db, conn, username, policy, now)
+            ip_state = await _locked_ip(db, conn, ip, now)
+            wait = retry_after(locked.state, ip_state, policy, now)
+            if wait is not None:
+                raise _Refused(wait)
+            state = user_after_failure(locked.state, policy, now)
+            ip_after = ip_after_failure(ip_state, policy, now)
+            await conn.execute(
+                update(locked.table)
+                .where(*locked.key)
+                .values(
+                    failures=state.failures,
+                    last_failure_at=state.last_failure_at,
+                    locked_until=state.locked_until,
+                    lock_seconds=state.lock_seconds,
+                )
             )
-        )
-        await conn.execute(
-            update(ips_t)
-            .where(ips_t.c.ip == ip)
-            .values(window_started_at=ip_state.window_started_at, failures=ip_state.failures)
-        )
-    return Attempt(None, ip_state.window_started_at, known)
+            await conn.execute(
+                update(ips_t)
+                .where(ips_t.c.ip == ip)
+                .values(window_started_at=ip_after.window_started_at, failures=ip_after.failures)
+            )
+    except _Refused as refused:
+        return Attempt(refused.wait)
+    return Attempt(
+        None,
+        ip_after.window_started_at,
+        known,
+        locks_counter_for=state.lock_seconds if state.locked_until is not None else None,
+        blocks_ip_for=retry_after(None, ip_after, policy, now),
+    )
 
 
 async def attempt_succeeded(
@@ -170,8 +205,35 @@ async def _is_known_ip(
     return found.first() is not None
 
 
+async def _read_counter(
+    conn: AsyncConnection,
+    username: str,
+    ip: str,
+    known: bool,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> UserFailures | None:
+    """The state of the counter the attempt would go through, read without creating it."""
+    table, key = (pairs_t, _pair_key(username, ip)) if known else (users_t, _user_key(username))
+    row = (await conn.execute(select(table).where(*key))).first()
+    return None if row is None else _counter_state(row, policy, now)
+
+
+async def _read_ip(conn: AsyncConnection, ip: str) -> IpFailures | None:
+    row = (await conn.execute(select(ips_t).where(ips_t.c.ip == ip))).first()
+    return IpFailures(row.window_started_at, row.failures) if row and row.failures else None
+
+
+def _user_key(username: str) -> list[ColumnElement[bool]]:
+    return [users_t.c.username == username]
+
+
+def _pair_key(username: str, ip: str) -> list[ColumnElement[bool]]:
+    return [pairs_t.c.username == username, pairs_t.c.ip == ip]
+
+
 async def _locked_user(
-    db: Database, conn: AsyncConnection, username: str, now: datetime
+    db: Database, conn: AsyncConnection, username: str, policy: LockoutPolicy, now: datetime
 ) -> _Counter:
     row = await _ensure_row(
         db,
@@ -179,11 +241,16 @@ async def _locked_user(
         users_t,
         {"username": username, "failures": 0, "last_failure_at": now, "lock_seconds": 0},
     )
-    return _Counter(users_t, [users_t.c.username == username], _counter_state(row, now))
+    return _Counter(users_t, _user_key(username), _counter_state(row, policy, now))
 
 
 async def _locked_pair(
-    db: Database, conn: AsyncConnection, username: str, ip: str, now: datetime
+    db: Database,
+    conn: AsyncConnection,
+    username: str,
+    ip: str,
+    policy: LockoutPolicy,
+    now: datetime,
 ) -> _Counter:
     row = await _ensure_row(
         db,
@@ -191,8 +258,7 @@ async def _locked_pair(
         pairs_t,
         {"username": username, "ip": ip, "failures": 0, "last_failure_at": now, "lock_seconds": 0},
     )
-    key = [pairs_t.c.username == username, pairs_t.c.ip == ip]
-    return _Counter(pairs_t, key, _counter_state(row, now))
+    return _Counter(pairs_t, _pair_key(username, ip), _counter_state(row, policy, now))
 
 
 async def _locked_ip(
@@ -202,10 +268,9 @@ async def _locked_ip(
     return IpFailures(row.window_started_at, row.failures) if row.failures else None
 
 
-def _counter_state(row: Row[Any], now: datetime) -> UserFailures | None:
-    if is_reset(row.failures, row.locked_until, row.lock_seconds, now):
-        return None
-    return UserFailures(row.failures, row.last_failure_at, row.locked_until, row.lock_seconds)
+def _counter_state(row: Row[Any], policy: LockoutPolicy, now: datetime) -> UserFailures | None:
+    state = UserFailures(row.failures, row.last_failure_at, row.locked_until, row.lock_seconds)
+    return None if is_reset(state, policy, now) else state
 
 
 async def _ensure_row(

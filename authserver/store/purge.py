@@ -13,11 +13,12 @@ What goes (`now` is the purge's start; nothing live is ever eligible):
   then, so introspection never misses the family); the token passes have taken their tokens;
 - revoked access tokens (`jti`s) past the token's own expiry;
 - login-failure rows equivalent to no row at all (authserver/lockout.py `is_reset`): a username,
-  or a (username, known IP) pair, with no failure since its last success, no lock since then and
-  no lock running (failures = 0, lock_seconds = 0, locked_until passed or NULL; the count does not
-  decay, so any other row still counts), and an IP whose window has ended or holds no failure;
+  or a (username, known IP) pair, with no lock running and either nothing since its last success
+  (failures = 0, lock_seconds = 0) or quiet for LOGIN_FAILURE_RESET_SECONDS (its last failure
+  and its last lock's end that long ago); and an IP whose window has ended or holds no failure;
 - known IPs whose last success is LOGIN_KNOWN_IP_DAYS or more ago (all of them when it is 0):
-  they no longer let an attempt past a username lock.
+  they no longer let an attempt past a username lock;
+- audit events older than AUDIT_RETENTION_DAYS (none when it is 0: kept for ever).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, FromClause, Table, delete, exists, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, Table, delete, exists, false, select, tuple_
 
 from authserver.settings import Settings
 from authserver.store.db import Database
 from authserver.store.tables import (
+    audit_events,
     login_ip_failures,
     login_known_ips,
     login_user_failures,
@@ -51,6 +53,8 @@ class PurgePolicy:
     access_token_ttl: int
     login_ip_window_seconds: int
     login_known_ip_days: int
+    login_failure_reset_seconds: int
+    audit_retention_days: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PurgePolicy:
@@ -59,6 +63,8 @@ class PurgePolicy:
             settings.access_token_ttl,
             settings.login_ip_window_seconds,
             settings.login_known_ip_days,
+            settings.login_failure_reset_seconds,
+            settings.audit_retention_days,
         )
 
 
@@ -73,6 +79,7 @@ class PurgeCounts:
     login_ip_failures: int = 0
     login_user_ip_failures: int = 0
     login_known_ips: int = 0
+    audit_events: int = 0
 
     def items(self) -> list[tuple[str, int]]:
         return [(field.name, getattr(self, field.name)) for field in fields(self)]
@@ -87,6 +94,8 @@ async def purge(
     expired_before = now - timedelta(seconds=policy.access_token_ttl)
     window_started_before = now - timedelta(seconds=policy.login_ip_window_seconds)
     known_until = now - timedelta(days=max(policy.login_known_ip_days, 0))
+    quiet_since = now - timedelta(seconds=policy.login_failure_reset_seconds)
+    audit_before = now - timedelta(days=policy.audit_retention_days)
 
     def expired_token(t: FromClause) -> ColumnElement[bool]:
         return t.c.expires_at <= now
@@ -109,7 +118,16 @@ async def purge(
 
     def reset_counter(t: FromClause) -> ColumnElement[bool]:
         no_lock_running = t.c.locked_until.is_(None) | (t.c.locked_until <= now)
-        return (t.c.failures == 0) & (t.c.lock_seconds == 0) & no_lock_running
+        nothing_since_success = (t.c.failures == 0) & (t.c.lock_seconds == 0)
+        quiet = (t.c.last_failure_at <= quiet_since) & (
+            t.c.locked_until.is_(None) | (t.c.locked_until <= quiet_since)
+        )
+        return no_lock_running & (nothing_since_success | quiet)
+
+    def old_audit_event(t: FromClause) -> ColumnElement[bool]:
+        if policy.audit_retention_days <= 0:
+            return false()
+        return t.c.occurred_at < audit_before
 
     def expired_known_ip(t: FromClause) -> ColumnElement[bool]:
         return t.c.last_success_at <= known_until
@@ -141,6 +159,7 @@ async def purge(
         login_known_ips=await _delete_in_batches(
             db, login_known_ips, ("username", "ip"), expired_known_ip, batch_size
         ),
+        audit_events=await _delete_in_batches(db, audit_events, "id", old_audit_event, batch_size),
     )
 
 

@@ -44,6 +44,7 @@ PURGE_TABLES = [
     "login_ip_failures",
     "login_user_ip_failures",
     "login_known_ips",
+    "audit_events",
 ]
 
 
@@ -196,6 +197,7 @@ async def test_tokens_purge_on_postgresql_deletes_only_dead_rows_and_prints_coun
         "login_ip_failures": 1,
         "login_user_ip_failures": 0,
         "login_known_ips": 0,
+        "audit_events": 0,
     }
     assert_ok(second)
     assert set(purge_counts(second.stdout).values()) == {0}
@@ -304,7 +306,7 @@ async def _seed(url: str, client_id: str, now: datetime) -> tuple[uuid.UUID, lis
                     {
                         "username": "still-counting",
                         "failures": 2,
-                        "last_failure_at": now - timedelta(days=90),
+                        "last_failure_at": now - timedelta(hours=1),
                         "locked_until": None,
                         "lock_seconds": 0,
                     },

@@ -57,21 +57,6 @@ async def test_failed_logins_record_the_reason_for_operators_only(
         assert PASSWORD not in repr(event)
 
 
-@pytest.mark.parametrize("settings_overrides", [{"login_max_failures": 2}], indirect=True)
-async def test_a_locked_out_attempt_is_recorded_as_denied(
-    http: httpx.AsyncClient, services: Services, make_client: MakeClient, make_user: MakeUser
-) -> None:
-    await make_user()
-    client = await make_client()
-    for _ in range(2):
-        await password_login(http, client, password="wrong-guess")
-    locked = await password_login(http, client)
-    assert locked.status_code == 429
-    last = (await events(services))[-1]
-    assert (last.event, last.outcome, last.actor) == ("login.locked", "denied", "alice")
-    assert int(str(last.detail["retry_after"])) > 0
-
-
 def test_an_unknown_event_name_or_outcome_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown audit event"):
         AuditEvent("login.maybe", "success")

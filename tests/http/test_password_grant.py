@@ -626,3 +626,35 @@ async def test_per_ip_limit_ignores_forwarded_headers(
         headers=spoofed,
     )
     retry_after(response)
+
+
+async def test_a_username_locked_weeks_ago_is_not_locked_again_by_one_failure(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    """Review finding 3: lock escalation decays. Weeks after a lock, one failure (a mistyped
+    password, or an attacker's single request) is an ordinary failure, not a 15-minute lock."""
+    client = await make_client()
+    await make_user()
+    await fail(http, client, times=10)
+    for _ in range(5):  # escalate to the cap: each failure right after the lock ends
+        clock.advance(retry_after(await password_login(http, client)) + 1)
+        await fail(http, client)
+    assert retry_after(await password_login(http, client)) == 900
+    clock.advance(21 * 86400)
+    await fail(http, client)
+    response = await password_login(http, client)
+    assert response.status_code == 200, response.text
+
+
+async def test_a_failure_an_hour_after_a_lock_ended_locks_for_the_first_length(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    client = await make_client()
+    await make_user()
+    await fail(http, client, times=10)
+    clock.advance(retry_after(await password_login(http, client)) + 1)
+    await fail(http, client)  # right after the lock: doubles
+    assert retry_after(await password_login(http, client)) == 120
+    clock.advance(120 + 3600)
+    await fail(http, client)
+    assert retry_after(await password_login(http, client)) == 60

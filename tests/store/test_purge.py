@@ -9,6 +9,7 @@ dead rows are purged while no live token is lost.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from authserver.store import users as user_store
 from authserver.store.db import Database, open_database
 from authserver.store.purge import PurgeCounts, PurgePolicy, purge
 from authserver.store.tables import (
+    audit_events,
     login_ip_failures,
     login_known_ips,
     login_user_failures,
@@ -45,11 +47,15 @@ TTL = 3600  # REFRESH_TOKEN_TTL
 ACCESS_TTL = 900
 IP_WINDOW = 900
 KNOWN_IP_DAYS = 30
+FAILURE_RESET = 43_200  # LOGIN_FAILURE_RESET_SECONDS
+AUDIT_DAYS = 90
 POLICY = PurgePolicy(
     refresh_token_ttl=TTL,
     access_token_ttl=ACCESS_TTL,
     login_ip_window_seconds=IP_WINDOW,
     login_known_ip_days=KNOWN_IP_DAYS,
+    login_failure_reset_seconds=FAILURE_RESET,
+    audit_retention_days=AUDIT_DAYS,
 )
 KNOWN_IP_SECONDS = KNOWN_IP_DAYS * 86400
 
@@ -119,6 +125,10 @@ def counter_row(
         "locked_until": None if locked_for is None else now + timedelta(seconds=locked_for),
         "lock_seconds": lock_seconds,
     }
+
+
+def audit_row(event: str, occurred_at: datetime) -> dict[str, Any]:
+    return {"occurred_at": occurred_at, "event": event, "outcome": "success"}
 
 
 def known_ip_row(username: str, ip: str, now: datetime, success_ago: float) -> dict[str, Any]:
@@ -220,6 +230,20 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
             "locked_until": ago(now, 86340),
             "lock_seconds": 60,
         },
+        {  # quiet for less than LOGIN_FAILURE_RESET_SECONDS: still counts
+            "username": "counting-recently",
+            "failures": 3,
+            "last_failure_at": ago(now, FAILURE_RESET - 1),
+            "locked_until": None,
+            "lock_seconds": 0,
+        },
+        {  # its lock ended less than LOGIN_FAILURE_RESET_SECONDS ago: escalation remembered
+            "username": "was-locked-recently",
+            "failures": 10,
+            "last_failure_at": ago(now, FAILURE_RESET + 60),
+            "locked_until": ago(now, FAILURE_RESET - 60),
+            "lock_seconds": 120,
+        },
         {
             "username": "locked",
             "failures": 11,
@@ -257,6 +281,15 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
     await insert_rows(db, login_ip_failures, ip_rows)
     await insert_rows(db, login_user_ip_failures, pair_rows)
     await insert_rows(db, login_known_ips, known_rows)
+    await insert_rows(
+        db,
+        audit_events,
+        [
+            audit_row("dropped", ago(now, AUDIT_DAYS * 86400 + 1)),
+            audit_row("dropped", ago(now, AUDIT_DAYS * 86400 + 86400)),
+            audit_row("kept", ago(now, AUDIT_DAYS * 86400 - 1)),
+        ],
+    )
 
     counts = await purge(db, POLICY, now)
 
@@ -264,10 +297,11 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
         refresh_tokens=len(drop),
         refresh_families=2,
         revoked_access_tokens=2,
-        login_user_failures=2,
+        login_user_failures=4,
         login_ip_failures=2,
         login_user_ip_failures=2,
         login_known_ips=2,
+        audit_events=2,
     )
     assert await keys_of(db, refresh_tokens.c.id) == {row["id"] for row in keep.values()}
     assert await keys_of(db, refresh_families.c.id) == {
@@ -278,11 +312,12 @@ async def test_purge_deletes_exactly_the_rows_that_can_no_longer_matter(db: Data
     }
     assert await keys_of(db, revoked_access_tokens.c.jti) == {row["jti"] for row in jtis_keep}
     assert await keys_of(db, login_user_failures.c.username) == {
-        "counting",
-        "was-locked",
+        "counting-recently",
+        "was-locked-recently",
         "locked",
         "reset-lock-running",
     }
+    assert await keys_of(db, audit_events.c.event) == {"kept"}
     assert await pairs_of(db, login_user_ip_failures) == {
         ("alice", "192.0.2.3"),
         ("bob", "192.0.2.1"),
@@ -550,3 +585,11 @@ async def test_purge_never_deletes_a_counter_row_an_attempt_is_working_on(
     async with db.statement() as conn:
         rows = (await conn.execute(select(*(table.c[name] for name in key)))).all()
     assert [tuple(row) for row in rows] == [tuple(key.values())]
+
+
+async def test_audit_retention_of_zero_keeps_every_event(db: Database) -> None:
+    now = datetime.now(UTC)
+    await insert_rows(db, audit_events, [audit_row("ancient", ago(now, 3650 * 86400))])
+    keep_all = dataclasses.replace(POLICY, audit_retention_days=0)
+    assert (await purge(db, keep_all, now)).audit_events == 0
+    assert await keys_of(db, audit_events.c.event) == {"ancient"}

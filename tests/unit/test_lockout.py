@@ -11,6 +11,7 @@ from authserver.lockout import (
     LockoutPolicy,
     UserFailures,
     ip_after_failure,
+    is_reset,
     limit_key,
     retry_after,
     user_after_failure,
@@ -49,6 +50,52 @@ def test_each_failure_after_a_lock_doubles_it_up_to_fifteen_minutes() -> None:
         state = user_after_failure(state, POLICY, after_lock)
         locks.append(state.lock_seconds)
     assert locks == [120, 240, 480, 900, 900, 900]
+
+
+def escalate_to_the_cap() -> UserFailures:
+    state = fail(10)
+    while state.lock_seconds < POLICY.lock_max_seconds:
+        assert state.locked_until is not None
+        state = user_after_failure(state, POLICY, state.locked_until)
+    return state
+
+
+def test_a_failure_later_than_the_escalation_window_locks_for_the_first_length_only() -> None:
+    """Escalation decays (review finding 3): the owner who mistypes an hour after an attack
+    ended waits LOGIN_LOCK_SECONDS, not the cap."""
+    state = escalate_to_the_cap()
+    assert state.locked_until is not None
+    an_hour_later = state.locked_until + timedelta(hours=1)
+    assert user_after_failure(state, POLICY, an_hour_later).lock_seconds == 60
+
+
+def test_a_failure_within_the_escalation_window_still_doubles() -> None:
+    state = fail(10)
+    assert state.locked_until is not None
+    soon = state.locked_until + timedelta(seconds=POLICY.lock_max_seconds)
+    assert user_after_failure(state, POLICY, soon).lock_seconds == 120
+
+
+def test_a_counter_quiet_for_the_reset_time_is_forgotten() -> None:
+    """A username locked weeks ago is not locked again by one failure: its counter is
+    equivalent to none, so the next failure is the first of a fresh count."""
+    state = escalate_to_the_cap()
+    assert state.locked_until is not None
+    quiet = state.locked_until + timedelta(seconds=POLICY.failure_reset_seconds)
+    assert is_reset(state, POLICY, quiet)
+    assert not is_reset(state, POLICY, quiet - timedelta(seconds=1))
+    assert user_after_failure(None, POLICY, quiet).locked_until is None
+
+
+def test_failures_below_the_limit_are_forgotten_after_the_reset_time() -> None:
+    state = fail(9)
+    assert not is_reset(state, POLICY, T0 + timedelta(seconds=POLICY.failure_reset_seconds - 1))
+    assert is_reset(state, POLICY, T0 + timedelta(seconds=POLICY.failure_reset_seconds))
+
+
+def test_a_running_lock_is_never_forgotten() -> None:
+    long_lock = UserFailures(10, T0, T0 + timedelta(days=2), 900)
+    assert not is_reset(long_lock, POLICY, T0 + timedelta(days=1))
 
 
 def test_retry_after_is_whole_seconds_rounded_up() -> None:
