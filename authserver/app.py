@@ -28,8 +28,10 @@ from authserver.http.responses import (
 from authserver.http.revoke import revoke_endpoint
 from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
-from authserver.key_watch import watch_keys
-from authserver.keys import ensure_signing_keys, load_kek, load_key_ring
+from authserver.keys.bootstrap import ensure_signing_keys
+from authserver.keys.kek import load_kek
+from authserver.keys.ring import load_key_ring
+from authserver.keys.watch import watch_keys
 from authserver.lockout import LockoutPolicy
 from authserver.metrics import make_metrics
 from authserver.passwords import make_passwords

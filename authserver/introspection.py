@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from authserver.clients import audiences
-from authserver.keys import ALG, KeyRing
+from authserver.keys.ring import ALG, KeyRing
 from authserver.services import Services
 from authserver.store import introspection as store
 from authserver.store.clients import get_client

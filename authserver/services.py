@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from authserver.keys import KeyRing
+from authserver.keys.ring import KeyRing
 from authserver.lockout import LockoutPolicy
 from authserver.metrics import Metrics
 from authserver.passwords import Passwords

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from joserfc import jwt
 
-from authserver.keys import ALG, KeyRing
+from authserver.keys.ring import ALG, KeyRing
 
 REFRESH_TOKEN_PREFIX = "asrt_"  # noqa: S105 (a prefix, greppable in logs and secret scanners)
 

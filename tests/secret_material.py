@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from joserfc.jwk import RSAKey
 
-from authserver.keys import decrypt_private_key
+from authserver.keys.kek import decrypt_private_key
 from authserver.models import SigningKeyRecord
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")

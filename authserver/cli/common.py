@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from authserver.admin import AdminError
-from authserver.key_lifecycle import KeyLifecycleError
-from authserver.keys import KeyDecryptionError, NoSigningKey
+from authserver.keys.kek import KeyDecryptionError
+from authserver.keys.lifecycle import KeyLifecycleError
+from authserver.keys.ring import NoSigningKey
 from authserver.schema import SchemaOutOfDate, check_at_head, upgrade
 from authserver.settings import ConfigError, Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database

@@ -17,7 +17,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from authserver.cli import common
-from authserver.keys import ensure_signing_keys, load_kek
+from authserver.keys.bootstrap import ensure_signing_keys
+from authserver.keys.kek import load_kek
 from authserver.logs import logging_config
 from authserver.metrics import (
     MULTIPROCESS_ENV,

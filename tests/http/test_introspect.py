@@ -22,7 +22,8 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import update
 
 from authserver import admin
-from authserver.keys import decrypt_private_key, load_key_ring
+from authserver.keys.kek import decrypt_private_key
+from authserver.keys.ring import load_key_ring
 from authserver.services import Services
 from authserver.store import keys as key_store
 from authserver.store.tables import signing_keys

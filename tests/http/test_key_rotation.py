@@ -17,10 +17,10 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 from starlette.applications import Starlette
 
-from authserver import key_lifecycle
 from authserver.app import create_app
-from authserver.key_watch import check_keys
-from authserver.keys import RETIRED_KEY_LEEWAY
+from authserver.keys import lifecycle as key_lifecycle
+from authserver.keys.ring import RETIRED_KEY_LEEWAY
+from authserver.keys.watch import check_keys
 from authserver.services import Services
 from authserver.settings import Settings
 from authserver.store.db import open_database

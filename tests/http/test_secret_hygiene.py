@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from authserver import admin
-from authserver.keys import load_kek
+from authserver.keys.kek import load_kek
 from authserver.logs import JsonFormatter
 from authserver.services import Services
 from authserver.store import keys as key_store

@@ -10,15 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete
 
-from authserver import key_lifecycle
-from authserver.key_lifecycle import KeyLifecycleError, RotationTooEarly
-from authserver.keys import (
-    RETIRED_KEY_LEEWAY,
-    KeyDecryptionError,
-    build_key_ring,
-    ensure_signing_keys,
-    public_jwks,
-)
+from authserver.keys import lifecycle as key_lifecycle
+from authserver.keys.bootstrap import ensure_signing_keys
+from authserver.keys.kek import KeyDecryptionError
+from authserver.keys.lifecycle import KeyLifecycleError, RotationTooEarly
+from authserver.keys.ring import RETIRED_KEY_LEEWAY, build_key_ring, public_jwks
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store

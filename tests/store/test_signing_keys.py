@@ -9,13 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import delete
 
-from authserver.keys import (
-    KeyDecryptionError,
-    build_key_ring,
-    ensure_signing_keys,
-    generate_key,
-    new_key_record,
-)
+from authserver.keys.bootstrap import ensure_signing_keys, generate_key, new_key_record
+from authserver.keys.kek import KeyDecryptionError
+from authserver.keys.ring import build_key_ring
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import Database
@@ -92,7 +88,7 @@ async def test_ciphertext_moved_to_another_key_row_does_not_decrypt(
     empty_key_table: Database, database_url: str
 ) -> None:
     """The kid is bound to the ciphertext (AES-GCM associated data)."""
-    from authserver.keys import decrypt_private_key
+    from authserver.keys.kek import decrypt_private_key
 
     settings = Settings(database_url=database_url)
     await ensure_signing_keys(empty_key_table, settings, KEK, datetime.now(UTC))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authserver.audit import AuditEvent
-from authserver.keys import decrypt_private_key, generate_key, new_key_record
+from authserver.keys.bootstrap import generate_key, new_key_record
+from authserver.keys.kek import decrypt_private_key
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store

@@ -1,0 +1,103 @@
+"""The KeyRing every request reads: an immutable snapshot of the key that signs (`current`) and
+the JWKS document bytes, prepared once per key change; and the rules of publication (which keys
+the JWKS holds, and until when).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc.jwk import KeySet, RSAKey
+
+from authserver.keys.kek import KeyDecryptionError, decrypt_private_key
+from authserver.models import SigningKeyRecord
+from authserver.settings import Settings
+from authserver.store import keys as key_store
+from authserver.store.db import Database
+
+ALG = "RS256"
+RETIRED_KEY_LEEWAY = timedelta(seconds=60)
+
+
+class NoSigningKey(Exception):
+    """The database holds no `current` key."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    signing_key: RSAKey
+    kid: str
+    activated_at: datetime | None
+    jwks: bytes  # the JWKS document, public members only
+    public_keys: KeySet  # the same published keys, for verifying our own tokens (introspection)
+    states: frozenset[tuple[str, str]]  # what it was built from, to notice changes
+    changes_at: datetime | None  # when the next retired key leaves the JWKS (rebuild then)
+
+
+def published_until(record: SigningKeyRecord, settings: Settings) -> datetime | None:
+    """When `record` leaves the JWKS: None while `next` or `current` (published indefinitely).
+
+    A retired key stays until every token it signed has expired: a process may go on signing
+    with it for up to KEYS_REFRESH_INTERVAL after the rotation, and its tokens then live for
+    ACCESS_TOKEN_TTL (client TTLs are capped at it); RETIRED_KEY_LEEWAY covers clock skew and a
+    missed poll. A revoked key is unpublished at once.
+    """
+    if record.state in ("next", "current"):
+        return None
+    if record.state == "retired" and record.retired_at is not None:
+        window = timedelta(seconds=settings.access_token_ttl + settings.keys_refresh_interval)
+        return record.retired_at + window + RETIRED_KEY_LEEWAY
+    return record.created_at  # revoked: never published again
+
+
+def is_published(record: SigningKeyRecord, settings: Settings, now: datetime) -> bool:
+    until = published_until(record, settings)
+    return until is None or now < until
+
+
+def public_jwks(
+    records: list[SigningKeyRecord], settings: Settings, now: datetime
+) -> list[dict[str, Any]]:
+    """The JWKS `keys` array: public members of every published key."""
+    return [
+        json.loads(record.public_jwk) for record in records if is_published(record, settings, now)
+    ]
+
+
+def build_key_ring(
+    records: list[SigningKeyRecord], settings: Settings, kek: bytes, now: datetime
+) -> KeyRing:
+    current = [record for record in records if record.state == "current"]
+    if not current:
+        raise NoSigningKey("no current signing key in the database; run `authserver db upgrade`")
+    pem = decrypt_private_key(kek, current[0].kid, current[0].private_key)
+    signing_key = RSAKey.import_key(pem, parameters={"use": "sig", "alg": ALG})
+    signing_key.ensure_kid()
+    if signing_key.kid != current[0].kid:
+        raise KeyDecryptionError(f"signing key {current[0].kid} does not match its kid")
+    published = public_jwks(records, settings, now)
+    jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
+    public_keys = KeySet.import_key_set({"keys": published})
+    states = frozenset((record.kid, record.state) for record in records)
+    ends = [
+        until
+        for record in records
+        if record.state == "retired" and (until := published_until(record, settings)) is not None
+        if until > now
+    ]
+    return KeyRing(
+        signing_key,
+        current[0].kid,
+        current[0].activated_at,
+        jwks,
+        public_keys,
+        states,
+        min(ends, default=None),
+    )
+
+
+async def load_key_ring(db: Database, settings: Settings, kek: bytes, now: datetime) -> KeyRing:
+    return build_key_ring(await key_store.list_keys(db), settings, kek, now)
