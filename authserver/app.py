@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from authserver.errors import OAuthError
 from authserver.http.discovery import jwks_endpoint, metadata_endpoint
-from authserver.http.health import healthz, metrics_endpoint, metrics_running, readyz
+from authserver.http.health import healthz, metrics_endpoint, readyz
 from authserver.http.introspect import introspect_endpoint
 from authserver.http.limits import BodyLimit
 from authserver.http.request_log import RequestLog
@@ -33,7 +33,8 @@ from authserver.keys.kek import load_kek
 from authserver.keys.ring import load_key_ring
 from authserver.keys.watch import watch_keys
 from authserver.lockout import LockoutPolicy
-from authserver.metrics import make_metrics
+from authserver.observability.metrics import make_metrics
+from authserver.observability.sampler import metrics_running
 from authserver.passwords import make_passwords
 from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings

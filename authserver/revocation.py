@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from authserver.audit import AuditEvent, record
 from authserver.introspection import looks_like_access_token, verify_access_token
 from authserver.models import Client
+from authserver.observability.audit import AuditEvent, record
 from authserver.services import Services
 from authserver.store import revocation as store
 from authserver.store.db import Database

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from authserver.keys.ring import KeyRing
 from authserver.lockout import LockoutPolicy
-from authserver.metrics import Metrics
+from authserver.observability.metrics import Metrics
 from authserver.passwords import Passwords
 from authserver.settings import Settings
 from authserver.store.db import Database

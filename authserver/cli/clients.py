@@ -7,9 +7,9 @@ import json
 import click
 
 from authserver import admin
-from authserver.audit import AuditEvent, DetailValue, operator, record
 from authserver.cli import common
 from authserver.clients import GRANT_TYPES
+from authserver.observability.audit import AuditEvent, DetailValue, operator, record
 from authserver.services import utc_now
 from authserver.store import clients as client_store
 from authserver.store.db import Database

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
 from authserver.keys import lifecycle as key_lifecycle
 from authserver.keys.kek import load_kek
 from authserver.keys.ring import public_jwks
+from authserver.observability.audit import AuditEvent, operator, record
 from authserver.services import utc_now
 from authserver.settings import Settings
 from authserver.store import keys as key_store

@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 from authserver.cli import common
 from authserver.keys.bootstrap import ensure_signing_keys
 from authserver.keys.kek import load_kek
-from authserver.logs import logging_config
-from authserver.metrics import (
+from authserver.observability.logs import logging_config
+from authserver.observability.metrics import (
     MULTIPROCESS_ENV,
     MetricsServer,
     multiprocess_registry,
@@ -73,8 +73,9 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @contextlib.contextmanager
 def _metrics_directory(workers: int) -> Iterator[str | None]:
-    """With several workers, prometheus-client's multiprocess mode (see authserver.metrics):
-    PROMETHEUS_MULTIPROC_DIR is set here, before uvicorn spawns the workers, which inherit it.
+    """With several workers, prometheus-client's multiprocess mode (see
+    authserver.observability.metrics): PROMETHEUS_MULTIPROC_DIR is set here, before uvicorn
+    spawns the workers, which inherit it.
 
     An operator's own PROMETHEUS_MULTIPROC_DIR is used (its old files removed, as
     prometheus-client requires); otherwise a private directory is made and removed at exit.

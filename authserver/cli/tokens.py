@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from authserver.admin import AdminError
-from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
+from authserver.observability.audit import AuditEvent, operator, record
 from authserver.revocation import Revocation, token_revoked
 from authserver.services import utc_now
 from authserver.store import revocation as revocation_store

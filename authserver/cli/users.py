@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from authserver import admin
-from authserver.audit import AuditEvent, operator, record
 from authserver.cli import common
 from authserver.models import User
+from authserver.observability.audit import AuditEvent, operator, record
 from authserver.passwords import make_passwords
 from authserver.services import utc_now
 from authserver.store import users as user_store

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from authserver.audit import AuditEvent, DetailValue, record
 from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.lockout import limit_key
 from authserver.models import RefreshGrant, User
+from authserver.observability.audit import AuditEvent, DetailValue, record
 from authserver.services import Services
 from authserver.store import login_failures, refresh, users
 from authserver.store.login_failures import Attempt

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from authserver.audit import AuditEvent, DetailValue
-from authserver.audit import record as record_event
 from authserver.clients import access_token_ttl, audiences, parse_scope
 from authserver.errors import invalid_grant, invalid_scope
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.models import RefreshTokenRecord
+from authserver.observability.audit import AuditEvent, DetailValue
+from authserver.observability.audit import record as record_event
 from authserver.services import Services
 from authserver.store import refresh
 from authserver.tokens import issue_access_token, new_refresh_token, token_digest

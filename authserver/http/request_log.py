@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.http.client_ip import client_ip
-from authserver.logs import request_id_var
+from authserver.observability.logs import request_id_var
 
 log = logging.getLogger("authserver.access")
 

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authserver.audit import AuditEvent
 from authserver.keys.bootstrap import generate_key, new_key_record
 from authserver.keys.kek import decrypt_private_key
 from authserver.models import SigningKeyRecord
+from authserver.observability.audit import AuditEvent
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import Database

@@ -17,9 +17,9 @@ import logging
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from authserver.audit import record
 from authserver.keys.lifecycle import rotate_if_due, rotation_event
 from authserver.keys.ring import load_key_ring
+from authserver.observability.audit import record
 from authserver.services import Services
 from authserver.store import keys as key_store
 from authserver.store.db import DATABASE_UNAVAILABLE

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -101,6 +101,11 @@ class Database:
                 raise
         async with self.driver() as conn:  # driver() invalidated the stale pool; reconnect
             return await conn.fetchrow(sql, *args)
+
+    async def ping(self) -> None:
+        """One trivial query: raises one of DATABASE_UNAVAILABLE when the database cannot answer."""
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
 
     def pool_stats(self) -> PoolStats | None:
         """The pool's counters right now, for the metrics (None for a pool without them)."""

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from authserver.audit import AuditEvent
+from authserver.observability.audit import AuditEvent
 from authserver.services import Services
 from authserver.store import audit as audit_store
 from authserver.store.audit import AuditRecord

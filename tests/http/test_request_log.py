@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from authserver.logs import JsonFormatter, logging_config, request_id_var
+from authserver.observability.logs import JsonFormatter, logging_config, request_id_var
 from tests.conftest import ISSUER, PASSWORD, RegisteredClient
 from tests.helpers import password_login, refresh
 

@@ -23,7 +23,7 @@ import pytest
 
 from authserver import admin
 from authserver.keys.kek import load_kek
-from authserver.logs import JsonFormatter
+from authserver.observability.logs import JsonFormatter
 from authserver.services import Services
 from authserver.store import keys as key_store
 from tests.conftest import TEST_KEK, Clock, RegisteredClient

@@ -44,7 +44,9 @@ def logging_config(log_format: str) -> dict[str, Any]:
     """A `logging.config.dictConfig` for uvicorn's `log_config`: access lines on stdout,
     everything else (uvicorn's and ours) on stderr, INFO and up."""
     formatter: dict[str, Any] = (
-        {"()": "authserver.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": "authserver.observability.logs.JsonFormatter"}
+        if log_format == "json"
+        else {"format": TEXT_FORMAT}
     )
     return {
         "version": 1,
