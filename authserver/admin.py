@@ -14,8 +14,8 @@ from authserver.clients import (
     new_client_id,
     new_client_secret,
 )
+from authserver.login.passwords import Passwords, check_new_password
 from authserver.models import Client, User
-from authserver.passwords import Passwords, check_new_password
 from authserver.settings import SCOPE_TOKEN, Settings
 from authserver.store import clients as client_store
 from authserver.store import users as user_store

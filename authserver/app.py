@@ -32,10 +32,10 @@ from authserver.keys.bootstrap import ensure_signing_keys
 from authserver.keys.kek import load_kek
 from authserver.keys.ring import load_key_ring
 from authserver.keys.watch import watch_keys
-from authserver.lockout import LockoutPolicy
+from authserver.login.limits import LockoutPolicy
+from authserver.login.passwords import make_passwords
 from authserver.observability.metrics import make_metrics
 from authserver.observability.sampler import metrics_running
-from authserver.passwords import make_passwords
 from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, open_database

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from authserver.keys.ring import KeyRing
-from authserver.lockout import LockoutPolicy
+from authserver.login.limits import LockoutPolicy
+from authserver.login.passwords import Passwords
 from authserver.observability.metrics import Metrics
-from authserver.passwords import Passwords
 from authserver.settings import Settings
 from authserver.store.db import Database
 

@@ -6,9 +6,9 @@ import click
 
 from authserver import admin
 from authserver.cli import common
+from authserver.login.passwords import make_passwords
 from authserver.models import User
 from authserver.observability.audit import AuditEvent, operator, record
-from authserver.passwords import make_passwords
 from authserver.services import utc_now
 from authserver.store import users as user_store
 from authserver.store.db import Database

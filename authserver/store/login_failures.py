@@ -6,7 +6,7 @@ a limit that sequential guesses would hit: the counter rows are locked (an upser
 row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) while each attempt
 is decided.
 
-Which counter an attempt goes through (authserver/lockout.py, "Known IPs"): the username's, or,
+Which counter an attempt goes through (authserver/login/limits.py, "Known IPs"): the username's, or,
 when the username logged in successfully from this IP within LOGIN_KNOWN_IP_DAYS, the
 (username, IP) counter. The known-IP lookup is by username, like the username counter, so an
 unknown username runs exactly the statements a known user at an unknown IP runs; the two
@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authserver.lockout import (
+from authserver.login.limits import (
     IpFailures,
     LockoutPolicy,
     UserFailures,
@@ -149,7 +149,7 @@ async def attempt_succeeded(
     The counter the attempt went through is reset entirely, taking back the lock its own
     pre-count may have set. A success from a known IP did not go through the username's
     counter: there only the count is reset, and a lock still running keeps running until it
-    ends (authserver/lockout.py). Rows are reset rather than deleted, since another attempt may
+    ends (authserver/login/limits.py). Rows are reset rather than deleted, since another attempt may
     be waiting on a row's lock. With LOGIN_KNOWN_IP_DAYS = 0 no IP is remembered.
     """
     reset_user: dict[str, Any] = {"failures": 0, "lock_seconds": 0}

@@ -12,7 +12,7 @@ What goes (`now` is the purge's start; nothing live is ever eligible):
   ACCESS_TOKEN_TTL (their last access tokens, which carry the family as `sid`, have expired by
   then, so introspection never misses the family); the token passes have taken their tokens;
 - revoked access tokens (`jti`s) past the token's own expiry;
-- login-failure rows equivalent to no row at all (authserver/lockout.py `is_reset`): a username,
+- login-failure rows equivalent to no row at all (login/limits.py `is_reset`): a username,
   or a (username, known IP) pair, with no lock running and either nothing since its last success
   (failures = 0, lock_seconds = 0) or quiet for LOGIN_FAILURE_RESET_SECONDS (its last failure
   and its last lock's end that long ago); and an IP whose window has ended or holds no failure;

@@ -192,7 +192,7 @@ login_ip_failures = Table(
     Column("failures", Integer, nullable=False),
 )
 
-# The client IPs each username logged in from successfully (authserver/lockout.py, "Known IPs").
+# The client IPs each username logged in from successfully (login/limits.py, "Known IPs").
 # Keyed by username, not user id, so that the lookup costs the same whether the user exists.
 login_known_ips = Table(
     "login_known_ips",

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import func, select
 
 from authserver import admin
-from authserver.passwords import Passwords
+from authserver.login.passwords import Passwords
 from authserver.services import Services
 from authserver.store import users as user_store
 from authserver.store.tables import refresh_families

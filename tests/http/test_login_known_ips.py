@@ -1,4 +1,4 @@
-"""Known IPs (README "Login limits"; authserver/lockout.py): an attacker who knows a username can
+"""Known IPs (docs: login limits; login/limits.py): an attacker who knows a username can
 lock it only from the addresses its owner has never logged in from.
 
 A password attempt from an IP the username logged in from successfully within

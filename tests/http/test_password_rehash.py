@@ -12,7 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from authserver.passwords import Passwords, make_passwords
+from authserver.login.passwords import Passwords, make_passwords
 from authserver.services import Services
 from authserver.store import users as user_store
 from authserver.store.tables import clients

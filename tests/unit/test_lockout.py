@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authserver.lockout import (
+from authserver.login.limits import (
     IpFailures,
     LockoutPolicy,
     UserFailures,
