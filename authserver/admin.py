@@ -20,7 +20,7 @@ from authserver.settings import SCOPE_TOKEN, Settings
 from authserver.store import clients as client_store
 from authserver.store import users as user_store
 from authserver.store.db import Database
-from authserver.tokens import token_digest
+from authserver.tokens.opaque import token_digest
 
 USERNAME = re.compile(r"^[^\x00-\x20\x7f]{1,255}$")  # no whitespace or control characters
 

@@ -12,7 +12,7 @@ from authserver.models import Client
 from authserver.settings import SCOPE_TOKEN, Settings
 from authserver.store import clients as client_store
 from authserver.store.db import Database
-from authserver.tokens import token_digest
+from authserver.tokens.opaque import token_digest
 
 GRANT_TYPES = ("password", "refresh_token", "client_credentials")
 DEFAULT_GRANT_TYPES = ("password", "refresh_token")

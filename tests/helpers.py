@@ -13,7 +13,7 @@ from authserver.clients import new_client_id
 from authserver.models import Client
 from authserver.services import Services
 from authserver.store import clients as client_store
-from authserver.tokens import token_digest
+from authserver.tokens.opaque import token_digest
 from tests.conftest import PASSWORD, RegisteredClient
 
 

@@ -7,11 +7,11 @@ import click
 from authserver.admin import AdminError
 from authserver.cli import common
 from authserver.observability.audit import AuditEvent, operator, record
-from authserver.revocation import Revocation, token_revoked
 from authserver.services import utc_now
 from authserver.store import revocation as revocation_store
 from authserver.store.db import Database
 from authserver.store.purge import DEFAULT_BATCH_SIZE, PurgeCounts, PurgePolicy, purge
+from authserver.tokens.revocation import Revocation, token_revoked
 
 
 @click.group()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authserver.clients import access_token_ttl, allowed_scopes, audiences, grant_scope
+from authserver.clients import allowed_scopes, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.login.check import (
@@ -17,7 +17,8 @@ from authserver.login.check import (
 from authserver.models import RefreshGrant
 from authserver.services import Services
 from authserver.store import refresh
-from authserver.tokens import issue_access_token, new_refresh_token, token_digest
+from authserver.tokens.access import issue_access_token
+from authserver.tokens.opaque import new_refresh_token, token_digest
 
 BAD_CREDENTIALS = "Invalid username or password."
 
@@ -60,16 +61,13 @@ async def password_grant(svc: Services, req: GrantRequest) -> TokenResponse:
         raise invalid_client() from None  # deleted by an operator a moment ago
     user_id = str(login.user.id)
     await audit_login(svc, attempt, "login.success", "success", user_id, sid=str(family.family_id))
-    ttl = access_token_ttl(client, settings)
-    access_token = issue_access_token(
+    access = issue_access_token(
         svc.keys,
-        issuer=settings.issuer,
+        settings,
+        client,
         subject=user_id,
-        audiences=audiences(client, settings),
-        client_id=client.client_id,
         scope=scope,
-        now=req.now,
-        ttl=ttl,
         family_id=family.family_id,
+        now=req.now,
     )
-    return TokenResponse(access_token, ttl, scope, refresh_token)
+    return TokenResponse(access.token, access.expires_in, scope, refresh_token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from authserver.clients import access_token_ttl, audiences, parse_scope
+from authserver.clients import parse_scope
 from authserver.errors import invalid_grant, invalid_scope
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.models import RefreshTokenRecord
@@ -13,7 +13,8 @@ from authserver.observability.audit import AuditEvent, DetailValue
 from authserver.observability.audit import record as record_event
 from authserver.services import Services
 from authserver.store import refresh
-from authserver.tokens import issue_access_token, new_refresh_token, token_digest
+from authserver.tokens.access import issue_access_token
+from authserver.tokens.opaque import new_refresh_token, token_digest
 
 log = logging.getLogger("authserver.refresh")
 
@@ -48,19 +49,16 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
         raise invalid_grant(INVALID_REFRESH_TOKEN)
 
     scope = " ".join(parse_scope(requested)) if requested is not None else grant.scope
-    ttl = access_token_ttl(req.client, svc.settings)
-    access_token = issue_access_token(
+    access = issue_access_token(
         svc.keys,
-        issuer=svc.settings.issuer,
+        svc.settings,
+        req.client,
         subject=str(grant.user_id),
-        audiences=audiences(req.client, svc.settings),
-        client_id=req.client.client_id,
         scope=scope,
-        now=req.now,
-        ttl=ttl,
         family_id=grant.family_id,
+        now=req.now,
     )
-    return TokenResponse(access_token, ttl, scope, successor)
+    return TokenResponse(access.token, access.expires_in, scope, successor)
 
 
 async def _check_narrowing(

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from authserver.errors import NO_STORE, OAuthError, invalid_client
 from authserver.http.client_request import read_client_token_request
-from authserver.introspection import introspect
 from authserver.services import Services
+from authserver.tokens.introspection import introspect
 
 
 async def introspect_endpoint(request: Request) -> Response:

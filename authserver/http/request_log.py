@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.http.client_ip import client_ip
 from authserver.observability.logs import request_id_var
+from authserver.tokens.opaque import REFRESH_TOKEN_PREFIX
 
 log = logging.getLogger("authserver.access")
 
@@ -32,7 +33,7 @@ _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 _CLIENT_ID = "authserver.client_id"  # ASGI scope key set by the endpoints
 REQUEST_ID_SCOPE_KEY = "authserver.request_id"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_REFRESH_TOKEN = re.compile(r"asrt_[A-Za-z0-9_%-]+")
+_REFRESH_TOKEN = re.compile(re.escape(REFRESH_TOKEN_PREFIX) + r"[A-Za-z0-9_%-]+")
 
 
 def note_client_id(scope: Scope, client_id: str) -> None:
@@ -125,4 +126,6 @@ def _logged_path(scope: Scope) -> str:
     path: str = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
     if not path.isprintable():
         path = path.encode("unicode_escape").decode("ascii")
-    return _REFRESH_TOKEN.sub("asrt_[redacted]", path)  # a client that put a token in the path
+    return _REFRESH_TOKEN.sub(
+        f"{REFRESH_TOKEN_PREFIX}[redacted]", path
+    )  # a client that put a token in the path

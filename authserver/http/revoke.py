@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from authserver.errors import NO_STORE
 from authserver.http.client_ip import client_ip
 from authserver.http.client_request import read_client_token_request
-from authserver.revocation import revoke_token, token_revoked
 from authserver.services import Services
+from authserver.tokens.revocation import revoke_token, token_revoked
 
 
 async def revoke_endpoint(request: Request) -> Response:

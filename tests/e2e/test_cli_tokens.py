@@ -23,7 +23,7 @@ from authserver.store.tables import (
     revoked_access_tokens,
     users,
 )
-from authserver.tokens import new_refresh_token, token_digest
+from authserver.tokens.opaque import new_refresh_token, token_digest
 from tests.e2e.conftest import (
     Cli,
     Invocation,

@@ -13,7 +13,7 @@ from authserver.observability.audit import AuditEvent
 from authserver.services import Services
 from authserver.store import audit as audit_store
 from authserver.store.audit import AuditRecord
-from authserver.tokens import token_digest
+from authserver.tokens.opaque import token_digest
 from tests.conftest import PASSWORD, RegisteredClient
 from tests.helpers import password_login, refresh
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from authserver.services import Services
 from authserver.store.tables import refresh_families, refresh_tokens
-from authserver.tokens import token_digest
+from authserver.tokens.opaque import token_digest
 from tests.conftest import Clock, RegisteredClient
 from tests.helpers import assert_oauth_error, jwt_parts, metric_value, password_login, refresh
 

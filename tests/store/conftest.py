@@ -14,7 +14,7 @@ from authserver.settings import Settings
 from authserver.store import clients as client_store
 from authserver.store import users as user_store
 from authserver.store.db import Database, open_database
-from authserver.tokens import new_refresh_token, token_digest
+from authserver.tokens.opaque import new_refresh_token, token_digest
 
 
 @pytest.fixture

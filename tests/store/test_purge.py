@@ -35,7 +35,7 @@ from authserver.store.tables import (
     refresh_tokens,
     revoked_access_tokens,
 )
-from authserver.tokens import new_refresh_token, token_digest
+from authserver.tokens.opaque import new_refresh_token, token_digest
 from tests.conftest import PASSWORD, Clock, RegisteredClient
 from tests.helpers import jwt_parts, login, password_login, refreshed
 from tests.store.conftest import client_record

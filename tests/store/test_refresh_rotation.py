@@ -12,7 +12,7 @@ from authserver.store import refresh
 from authserver.store import users as user_store
 from authserver.store.db import Database
 from authserver.store.tables import refresh_families, refresh_tokens, users
-from authserver.tokens import new_refresh_token, token_digest
+from authserver.tokens.opaque import new_refresh_token, token_digest
 from tests.store.conftest import Login
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from authserver.introspection import looks_like_access_token, verify_access_token
 from authserver.models import Client
 from authserver.observability.audit import AuditEvent, record
 from authserver.services import Services
 from authserver.store import revocation as store
 from authserver.store.db import Database
-from authserver.tokens import token_digest
+from authserver.tokens.introspection import looks_like_access_token, verify_access_token
+from authserver.tokens.opaque import token_digest
 
 
 @dataclass(frozen=True)

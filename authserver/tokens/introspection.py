@@ -22,10 +22,10 @@ from authserver.keys.ring import ALG, KeyRing
 from authserver.services import Services
 from authserver.store import introspection as store
 from authserver.store.clients import get_client
-from authserver.tokens import REFRESH_TOKEN_PREFIX, audience_claim, token_digest
+from authserver.tokens.access import ACCESS_TOKEN_TYPE, audience_claim
+from authserver.tokens.opaque import REFRESH_TOKEN_PREFIX, token_digest
 
 INACTIVE: dict[str, Any] = {"active": False}
-ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 `typ`, not a secret)
 MAX_JTI_LENGTH = 64  # revoked_access_tokens.jti
 
 
