@@ -8,12 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from authserver.clients import (
-    DEFAULT_GRANT_TYPES,
-    GRANT_TYPES,
-    new_client_id,
-    new_client_secret,
-)
+from authserver.clients.authentication import new_client_id, new_client_secret
+from authserver.clients.policy import DEFAULT_GRANT_TYPES, GRANT_TYPES
 from authserver.login.passwords import Passwords, check_new_password
 from authserver.models import Client, User
 from authserver.settings import SCOPE_TOKEN, Settings

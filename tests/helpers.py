@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from authserver.clients import new_client_id
+from authserver.clients.authentication import new_client_id
 from authserver.models import Client
 from authserver.services import Services
 from authserver.store import clients as client_store

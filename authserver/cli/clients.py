@@ -8,7 +8,7 @@ import click
 
 from authserver import admin
 from authserver.cli import common
-from authserver.clients import GRANT_TYPES
+from authserver.clients.policy import GRANT_TYPES
 from authserver.observability.audit import AuditEvent, DetailValue, operator, record
 from authserver.services import utc_now
 from authserver.store import clients as client_store

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authserver.clients import allowed_scopes, grant_scope
+from authserver.clients.policy import allowed_scopes, grant_scope
 from authserver.errors import unauthorized_client
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.services import Services

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authserver.clients import allowed_scopes, grant_scope
+from authserver.clients.policy import allowed_scopes, grant_scope
 from authserver.errors import invalid_client, invalid_grant, invalid_request, too_many_attempts
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.login.check import (

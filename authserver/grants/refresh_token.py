@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from authserver.clients import parse_scope
+from authserver.clients.policy import parse_scope
 from authserver.errors import invalid_grant, invalid_scope
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.models import RefreshTokenRecord

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from authserver.clients import authenticate_client
+from authserver.clients.authentication import authenticate_client
 from authserver.errors import invalid_request
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from authserver.clients import ClientCredentials
+from authserver.clients.authentication import ClientCredentials
 from authserver.errors import OAuthError, invalid_client, invalid_request
 
 MAX_BODY_BYTES = 64 * 1024

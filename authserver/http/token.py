@@ -7,7 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authserver.clients import authenticate_client
+from authserver.clients.authentication import authenticate_client
 from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
 from authserver.grants import GRANTS, GrantRequest
 from authserver.http.client_ip import client_ip as peer_ip

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from joserfc import jwt
 
-from authserver.clients import access_token_ttl, audiences
+from authserver.clients.policy import access_token_ttl, audiences
 from authserver.keys.ring import ALG, KeyRing
 from authserver.models import Client
 from authserver.settings import Settings

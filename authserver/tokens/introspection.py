@@ -17,7 +17,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from authserver.clients import audiences
+from authserver.clients.policy import audiences
 from authserver.keys.ring import ALG, KeyRing
 from authserver.services import Services
 from authserver.store import introspection as store

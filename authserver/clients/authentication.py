@@ -1,21 +1,17 @@
-"""Client authentication (RFC 6749 §2.3) and what each client may do (grants, scopes, audience)."""
+"""Client credentials: minting them, and authenticating a client (RFC 6749 §2.3)."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authserver.errors import invalid_client, invalid_scope
+from authserver.errors import invalid_client
 from authserver.models import Client
-from authserver.settings import SCOPE_TOKEN, Settings
 from authserver.store import clients as client_store
 from authserver.store.db import Database
 from authserver.tokens.opaque import token_digest
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
-DEFAULT_GRANT_TYPES = ("password", "refresh_token")
 _DUMMY_DIGEST = token_digest("authserver dummy client secret")
 
 
@@ -59,37 +55,3 @@ async def authenticate_client(db: Database, presented: ClientCredentials) -> Cli
     if not hmac.compare_digest(client.secret_hash, token_digest(presented.secret)):
         raise invalid_client()
     return client
-
-
-def allowed_scopes(client: Client, settings: Settings) -> tuple[str, ...]:
-    """The client's scopes, limited to SCOPES when the server declares any."""
-    if not settings.scopes:
-        return client.scopes
-    known = set(settings.scopes)
-    return tuple(scope for scope in client.scopes if scope in known)
-
-
-def parse_scope(value: str) -> list[str]:
-    """RFC 6749 §3.3: space-delimited scope tokens; malformed → invalid_scope."""
-    tokens = value.split(" ")
-    if not all(SCOPE_TOKEN.match(token) for token in tokens):
-        raise invalid_scope("The scope parameter is malformed.")
-    return list(dict.fromkeys(tokens))
-
-
-def grant_scope(requested: str | None, allowed: Sequence[str]) -> str:
-    """The scope to grant: all of `allowed` by default, else the requested subset of it."""
-    if requested is None:
-        return " ".join(allowed)
-    tokens = parse_scope(requested)
-    if not set(tokens) <= set(allowed):
-        raise invalid_scope("The requested scope is not allowed.")
-    return " ".join(tokens)
-
-
-def audiences(client: Client, settings: Settings) -> tuple[str, ...]:
-    return client.audiences or (settings.audience,)
-
-
-def access_token_ttl(client: Client, settings: Settings) -> int:
-    return client.access_token_ttl or settings.access_token_ttl

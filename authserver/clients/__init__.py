@@ -1,0 +1,1 @@
+"""OAuth clients: authenticating them (`authentication`) and what each may do (`policy`)."""
