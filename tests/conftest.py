@@ -25,10 +25,10 @@ from starlette.applications import Starlette
 
 from authserver import admin
 from authserver.app import create_app
-from authserver.schema import upgrade
 from authserver.services import Services
 from authserver.settings import Settings
 from authserver.store.db import open_database
+from authserver.store.migrate import upgrade
 from authserver.store.tables import metadata, signing_keys
 from tests.postgres import POSTGRES_ENV, postgres_server, throwaway_database
 

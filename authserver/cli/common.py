@@ -16,10 +16,10 @@ from authserver.admin import AdminError
 from authserver.keys.kek import KeyDecryptionError
 from authserver.keys.lifecycle import KeyLifecycleError
 from authserver.keys.ring import NoSigningKey
-from authserver.schema import SchemaOutOfDate, check_at_head, upgrade
 from authserver.settings import ConfigError, Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
 from authserver.store.keys import KeyStateConflict
+from authserver.store.migrate import SchemaOutOfDate, check_at_head, upgrade
 
 T = TypeVar("T")
 

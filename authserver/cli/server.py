@@ -26,10 +26,10 @@ from authserver.observability.metrics import (
     multiprocess_registry,
     start_metrics_server,
 )
-from authserver.schema import upgrade
 from authserver.services import utc_now
 from authserver.settings import Settings
 from authserver.store.db import Database
+from authserver.store.migrate import upgrade
 
 # Seconds SIGTERM waits for requests in flight before cancelling them (then the pool is closed).
 GRACEFUL_SHUTDOWN_SECONDS = 10

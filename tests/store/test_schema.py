@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from authserver.schema import head_revision
 from authserver.settings import Settings
 from authserver.store.db import open_database
+from authserver.store.migrate import head_revision
 from authserver.store.tables import metadata
 
 

@@ -21,8 +21,9 @@ class SchemaOutOfDate(Exception):
 def migrations_dir() -> Path:
     """Inside an installed wheel the revisions ship as `authserver/migrations`; in a checkout
     (editable install) they are the top-level `migrations/` folder."""
-    packaged = Path(__file__).parent / "migrations"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "migrations"
+    package = Path(__file__).parent.parent  # authserver/
+    packaged = package / "migrations"
+    return packaged if packaged.is_dir() else package.parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
