@@ -144,10 +144,6 @@ class Settings(BaseSettings):
         """`aud` for clients with no audience of their own."""
         return self.default_audience or self.issuer
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     @classmethod
     def settings_customise_sources(
         cls,

@@ -18,6 +18,7 @@ from authserver.keys.lifecycle import KeyLifecycleError
 from authserver.keys.ring import NoSigningKey
 from authserver.settings import ConfigError, Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
+from authserver.store.dialect import dialect_for
 from authserver.store.keys import KeyStateConflict
 from authserver.store.migrate import SchemaOutOfDate, check_at_head, upgrade
 
@@ -57,18 +58,19 @@ def load() -> Settings:
 
 def run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Open the database (migrating the embedded SQLite default), run `work`, close it."""
+    dialect = dialect_for(settings.database_url)
 
     async def main() -> T:
         db = open_database(settings)
         try:
-            if not settings.is_sqlite:
+            if not dialect.migrates_itself:
                 await check_at_head(db)
             return await work(db)
         finally:
             await db.dispose()
 
     with one_line_errors():
-        if settings.is_sqlite:
+        if dialect.migrates_itself:
             upgrade(settings.database_url)
         return asyncio.run(main())
 

@@ -12,7 +12,7 @@ from authserver.models import RefreshTokenRecord
 from authserver.observability.audit import AuditEvent, DetailValue
 from authserver.observability.audit import record as record_event
 from authserver.services import Services
-from authserver.store import refresh
+from authserver.store import refresh, rotation
 from authserver.tokens.access import issue_access_token
 from authserver.tokens.opaque import new_refresh_token, token_digest
 
@@ -35,7 +35,7 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
         await _check_narrowing(svc, req, presented_hash, parse_scope(requested))
 
     successor = new_refresh_token()
-    grant = await refresh.rotate(
+    grant = await rotation.rotate(
         svc.db,
         old_hash=presented_hash,
         new_hash=token_digest(successor),

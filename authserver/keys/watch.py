@@ -32,7 +32,7 @@ LISTEN_RETRY_MAX = 30.0  # seconds between reconnection attempts of the LISTEN c
 async def watch_keys(svc: Services) -> None:
     """Run until cancelled: apply key changes, rotate when due."""
     wake = asyncio.Event()
-    listener = None if svc.db.is_sqlite else asyncio.create_task(_listen(svc, wake))
+    listener = asyncio.create_task(_listen(svc, wake)) if svc.db.dialect.notifies else None
     try:
         while True:
             # asyncio.timeout, not wait_for: 3.11's wait_for can hold up a cancellation that

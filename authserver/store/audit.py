@@ -39,7 +39,7 @@ async def append(db: Database, fields: Mapping[str, Any], now: datetime) -> None
 async def latest(db: Database, limit: int) -> list[AuditRecord]:
     """The last `limit` events, oldest first."""
     query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [_record(row._mapping) for row in reversed(rows)]
 
@@ -52,7 +52,7 @@ async def after(db: Database, last_id: int, limit: int = 1000) -> list[AuditReco
         .order_by(audit_events.c.id)
         .limit(limit)
     )
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [_record(row._mapping) for row in rows]
 

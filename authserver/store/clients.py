@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import String, bindparam, delete, insert, select
 
 from authserver.models import Client
 from authserver.store.db import Database
+from authserver.store.dialect import Prepared
 from authserver.store.tables import clients, refresh_families, refresh_tokens
 
 
@@ -43,34 +44,26 @@ async def create_client(db: Database, client: Client) -> None:
         )
 
 
-_SELECT_CLIENT_PG = """
-SELECT client_id, name, secret_hash, grant_types, scopes, audiences, can_introspect,
-       access_token_ttl, created_at
-FROM clients WHERE client_id = $1
-"""
+_CLIENT_BY_ID = Prepared(
+    select(clients).where(clients.c.client_id == bindparam("client_id", type_=String))
+)
 
 
 async def get_client(db: Database, client_id: str) -> Client | None:
-    """On every token request: hand-written SQL on PostgreSQL's driver (hot path)."""
-    if not db.is_sqlite:
-        record = await db.fetch_one_idempotent(_SELECT_CLIENT_PG, client_id)
-        return None if record is None else _client(record)
-    async with db.statement() as sa_conn:
-        row = (
-            await sa_conn.execute(select(clients).where(clients.c.client_id == client_id))
-        ).first()
-    return None if row is None else _client(row._mapping)
+    """On every token request (hot path: a prepared statement, see store/dialect.py)."""
+    row = await db.fetch_row(_CLIENT_BY_ID, {"client_id": client_id}, read_only=True)
+    return None if row is None else _client(row)
 
 
 async def list_clients(db: Database) -> list[Client]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(select(clients).order_by(clients.c.created_at))).all()
     return [_client(row._mapping) for row in rows]
 
 
 async def all_client_scopes(db: Database) -> list[str]:
     """Every scope some client may ask for (discovery's `scopes_supported` when SCOPES is empty)."""
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(select(clients.c.scopes))).scalars().all()
     return sorted({scope for line in rows for scope in line.split()})
 

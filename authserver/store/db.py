@@ -1,4 +1,6 @@
-"""The engine and the two ways the rest of `store/` talks to it: one transaction, or one statement.
+"""The engine and the ways the rest of `store/` talks to it: one transaction, one statement, a
+read, or a prepared hot-path statement (`fetch_row`). What differs between the databases is
+asked of `Dialect` (store/dialect.py).
 
 PostgreSQL: single statements run in autocommit mode (no BEGIN/COMMIT round trips); multi-statement
 work runs in a READ COMMITTED transaction whose conditional UPDATEs make it race-free.
@@ -13,11 +15,11 @@ single pooled connection that would wait forever; pass the open connection along
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import event, text
@@ -28,12 +30,15 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
 from authserver.settings import Settings
+from authserver.store.dialect import SQLITE, Dialect, Prepared, dialect_for
+
+READ_ONLY = "authserver_read_only"  # execution option: SQLite begins a deferred transaction
 
 
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
-    is_sqlite: bool
+    dialect: Dialect
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -44,34 +49,64 @@ class Database:
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
         """A connection for work that is one statement: committed as soon as it ran."""
-        if self.is_sqlite:
+        if not self.dialect.autocommit_statements:
             async with self.engine.begin() as conn:
                 yield conn
-        else:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield conn
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads only, in autocommit: on SQLite it takes no writer lock (no
-        BEGIN IMMEDIATE), so a read never queues behind, or holds up, another process's write.
-        Each statement sees the latest committed data; use `transaction()` for a consistent
-        view across statements."""
+            return
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
-        """PostgreSQL only: the asyncpg connection itself, borrowed from the same pool, for the
-        hot path's hand-written SQL. It costs about a third of SQLAlchemy's per-statement CPU
-        (see bench/README.md). Statements run in autocommit: no transaction is opened.
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: on PostgreSQL in autocommit; on SQLite in a deferred
+        transaction, which takes no writer lock (no BEGIN IMMEDIATE), so a read never queues
+        behind, or holds up, another process's write (WAL: readers and the writer don't block
+        each other). Use `transaction()` for reads that a write of the same work depends on."""
+        async with self.engine.connect() as conn:
+            if self.dialect.autocommit_statements:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await conn.execution_options(**{READ_ONLY: True})
+            yield conn
+
+    async def fetch_row(
+        self, prepared: Prepared, values: Mapping[str, Any], *, read_only: bool = False
+    ) -> Mapping[str, Any] | None:
+        """Run one hot-path statement; its first row (by column name), or None.
+
+        PostgreSQL: on the driver, in autocommit (see Prepared). A `read_only` statement is
+        retried once on a fresh connection if the pooled one turns out to be dead (the first
+        request after a database restart); a write is not, since its lost reply may have
+        committed.
+        """
+        if self.dialect.name != "postgresql":
+            connection = self.read() if read_only else self.statement()
+            async with connection as conn:
+                row = (await conn.execute(prepared.statement, dict(values))).first()
+            return None if row is None else cast(Mapping[str, Any], row._mapping)
+        sql, args = prepared.postgresql(values)
+        checked_out = False
+        try:
+            async with self._driver() as driver:
+                checked_out = True
+                record: Mapping[str, Any] | None = await driver.fetchrow(sql, *args)
+                return record
+        except DRIVER_DISCONNECTS:
+            if not (read_only and checked_out):  # down, not merely a stale connection
+                raise
+        async with self._driver() as driver:  # _driver() invalidated the stale pool; reconnect
+            retried: Mapping[str, Any] | None = await driver.fetchrow(sql, *args)
+            return retried
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL only: the asyncpg connection itself, borrowed from the same pool.
+        Statements run in autocommit: no transaction is opened.
 
         A lost connection marks every pooled connection made before it as stale, as SQLAlchemy
         does on its own path, so after a database restart the next checkouts reconnect.
         """
-        assert not self.is_sqlite
         # The pooled connection without SQLAlchemy's Connection wrapper: half the checkout cost.
         # Returning or closing it may await inside the adapter, hence greenlet_spawn.
         raw = await self.engine.raw_connection()
@@ -84,23 +119,6 @@ class Database:
             raise
         finally:
             await greenlet_spawn(raw.close)
-
-    async def fetch_one_idempotent(self, sql: str, *args: Any) -> Any:
-        """PostgreSQL only: run a read on the driver, retried once on a fresh connection if the
-        pooled one turns out to be dead (the first request after a database restart).
-
-        Only for reads: a write whose reply was lost may have committed.
-        """
-        checked_out = False
-        try:
-            async with self.driver() as conn:
-                checked_out = True
-                return await conn.fetchrow(sql, *args)
-        except DRIVER_DISCONNECTS:
-            if not checked_out:  # the database is down, not merely a stale connection
-                raise
-        async with self.driver() as conn:  # driver() invalidated the stale pool; reconnect
-            return await conn.fetchrow(sql, *args)
 
     async def ping(self) -> None:
         """One trivial query: raises one of DATABASE_UNAVAILABLE when the database cannot answer."""
@@ -132,8 +150,9 @@ class PoolStats:
 def open_database(settings: Settings) -> Database:
     """Create the engine for `settings.database_url` (no connection is made yet)."""
     url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        return Database(_sqlite_engine(url.database), is_sqlite=True)
+    dialect = dialect_for(settings.database_url)
+    if dialect is SQLITE:
+        return Database(_sqlite_engine(url.database), SQLITE)
     engine = create_async_engine(
         url,
         hide_parameters=True,  # errors and logs must never carry hashes or digests
@@ -148,7 +167,7 @@ def open_database(settings: Settings) -> Database:
             "server_settings": {"application_name": "authserver"},
         },
     )
-    return Database(engine, is_sqlite=False)
+    return Database(engine, dialect)
 
 
 def _sqlite_engine(database: str | None) -> AsyncEngine:
@@ -180,9 +199,8 @@ def _sqlite_engine(database: str | None) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            return  # Database.read(): each statement on its own, no writer lock
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

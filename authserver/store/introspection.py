@@ -52,7 +52,7 @@ async def access_token_state(
     not_revoked = ~exists(select(1).where(revoked_access_tokens.c.jti == jti))
     if family_id is None:
         query = select(clients.c.client_id).where(clients.c.client_id == client_id, not_revoked)
-        async with db.statement() as conn:
+        async with db.read() as conn:
             found = (await conn.execute(query)).first()
         return AccessTokenState(found is not None)
     query = (
@@ -66,7 +66,7 @@ async def access_token_state(
             not_revoked,
         )
     )
-    async with db.statement() as conn:
+    async with db.read() as conn:
         row = (await conn.execute(query)).first()
     if row is None:
         return AccessTokenState(False)
@@ -99,6 +99,6 @@ async def live_refresh_token(
             users.c.disabled.is_(False),
         )
     )
-    async with db.statement() as conn:
+    async with db.read() as conn:
         row = (await conn.execute(query)).first()
     return None if row is None else LiveRefreshToken(*row)

@@ -28,14 +28,14 @@ class KeyStateConflict(Exception):
 
 
 async def list_keys(db: Database) -> list[SigningKeyRecord]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(select(signing_keys).order_by(signing_keys.c.created_at))).all()
     return [SigningKeyRecord(**row._mapping) for row in rows]
 
 
 async def key_states(db: Database) -> frozenset[tuple[str, str]]:
     """(kid, state) pairs: the cheap poll that tells a process whether to reload its keys."""
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(select(signing_keys.c.kid, signing_keys.c.state))).all()
     return frozenset((row.kid, row.state) for row in rows)
 
@@ -110,7 +110,7 @@ async def _move(
 
 async def _notify(db: Database, conn: AsyncConnection) -> None:
     """PostgreSQL: wake every serving process's key watcher when this transaction commits."""
-    if not db.is_sqlite:
+    if db.dialect.notifies:
         await conn.execute(text("SELECT pg_notify(:channel, 'changed')"), {"channel": KEYS_CHANNEL})
 
 

@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authserver.login.limits import (
@@ -178,8 +177,9 @@ async def attempt_succeeded(
             .values(failures=ips_t.c.failures - 1)
         )
         if remember_ip:
-            dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
-            remember = dialect_insert(known_t).values(username=username, ip=ip, last_success_at=now)
+            remember = db.dialect.insert(known_t).values(
+                username=username, ip=ip, last_success_at=now
+            )
             await conn.execute(
                 remember.on_conflict_do_update(
                     index_elements=[known_t.c.username, known_t.c.ip],
@@ -281,8 +281,7 @@ async def _ensure_row(
     after any concurrent attempt committed. `tokens purge` may delete a reset row, and must not
     do so while an attempt is deciding on it. SQLite's BEGIN IMMEDIATE already keeps every
     other writer out; it runs the same upsert."""
-    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
-    upsert = dialect_insert(table).values(**values)
+    upsert = db.dialect.insert(table).values(**values)
     keys = list(table.primary_key.columns)
     first_other = next(column for column in table.columns if not column.primary_key)
     statement = upsert.on_conflict_do_update(

@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from authserver.store.db import Database
 from authserver.store.refresh import revoke_user_families
@@ -53,9 +52,8 @@ async def record_revoked_access_token(
 ) -> bool:
     """Remember a revoked access token until it expires (`tokens purge` deletes it after).
     True if it was not already recorded."""
-    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
     statement = (
-        dialect_insert(revoked_access_tokens)
+        db.dialect.insert(revoked_access_tokens)
         .values(jti=jti, client_id=client_id, revoked_at=now, expires_at=expires_at)
         .on_conflict_do_nothing()
     )

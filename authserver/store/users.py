@@ -50,13 +50,13 @@ async def create_user(db: Database, username: str, password_hash: str, now: date
 
 
 async def get_user(db: Database, username: str) -> User | None:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         row = (await conn.execute(select(users).where(users.c.username == username))).first()
     return None if row is None else _user(row._mapping)
 
 
 async def list_users(db: Database) -> list[User]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(select(users).order_by(users.c.username))).all()
     return [_user(row._mapping) for row in rows]
 

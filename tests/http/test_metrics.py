@@ -43,7 +43,9 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 async def test_pool_gauges_show_the_size_and_the_connections_in_use(
     http: httpx.AsyncClient, services: Services
 ) -> None:
-    expected_size = 1 if services.db.is_sqlite else services.settings.database_pool_size
+    expected_size = (
+        1 if services.db.dialect.name == "sqlite" else services.settings.database_pool_size
+    )
     assert await metric_value(http, "authserver_database_pool_size") == expected_size
     assert await metric_value(http, "authserver_database_pool_checked_out") == 0
     async with services.db.statement():  # a request holding a connection

@@ -21,7 +21,7 @@ from sqlalchemy import Table, func, insert, select, update
 
 from authserver.settings import Settings
 from authserver.store import clients as client_store
-from authserver.store import login_failures, refresh
+from authserver.store import login_failures, refresh, rotation
 from authserver.store import users as user_store
 from authserver.store.db import Database, open_database
 from authserver.store.purge import PurgeCounts, PurgePolicy, purge
@@ -384,7 +384,7 @@ async def test_tokens_purge_keeps_still_rotate_and_still_detect_reuse(db: Databa
     reused = await refresh.find_token(db, token_digest(used))
     assert reused is not None
     assert reused.rotated_at is not None
-    grant = await refresh.rotate(
+    grant = await rotation.rotate(
         db,
         old_hash=token_digest(current),
         new_hash=token_digest(new_refresh_token()),

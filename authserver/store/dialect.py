@@ -1,0 +1,87 @@
+"""What differs between the two databases, in one place (every other store function is written
+once, in SQLAlchemy Core, and asks the `Dialect` only what it cannot express the same way).
+
+- SQLite (the embedded default) migrates itself at start-up; PostgreSQL is upgraded by
+  `authserver db upgrade`.
+- PostgreSQL runs one-statement work in autocommit; SQLite takes its writer lock (BEGIN
+  IMMEDIATE) for any work that writes (see store/db.py).
+- PostgreSQL can change a row and insert from it in one statement (a data-modifying CTE); SQLite
+  cannot, so such work is two statements in one transaction there.
+- PostgreSQL can wake other processes (NOTIFY); SQLite cannot, and they poll.
+- `INSERT … ON CONFLICT` is spelled by each dialect's own `insert()`.
+- On PostgreSQL, the hot path's statements (`Prepared`) are compiled once and run on the asyncpg
+  connection itself, about a third of SQLAlchemy's per-statement cost (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Insert = sqlite.Insert | postgresql.Insert
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    migrates_itself: bool  # the embedded default: `serve` and the CLI bring it to head
+    autocommit_statements: bool  # single statements need no BEGIN/COMMIT round trips
+    modifying_ctes: bool  # WITH x AS (UPDATE … RETURNING …) INSERT … SELECT FROM x
+    notifies: bool  # LISTEN/NOTIFY between processes
+    insert: Callable[[Table], Insert]  # INSERT with ON CONFLICT DO NOTHING / DO UPDATE
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    migrates_itself=True,
+    autocommit_statements=False,
+    modifying_ctes=False,
+    notifies=False,
+    insert=sqlite.insert,
+)
+POSTGRESQL = Dialect(
+    name="postgresql",
+    migrates_itself=False,
+    autocommit_statements=True,
+    modifying_ctes=True,
+    notifies=True,
+    insert=postgresql.insert,
+)
+
+
+def dialect_for(database_url: str) -> Dialect:
+    return SQLITE if make_url(database_url).get_backend_name() == "sqlite" else POSTGRESQL
+
+
+_ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class Prepared:
+    """A Core statement whose values are all named `bindparam`s, run on the hot path.
+
+    PostgreSQL: compiled once to SQL with numbered parameters ($1 …; a name used twice is one
+    parameter) and run on the driver with the values in that order. Every value must be one
+    asyncpg takes as it is (str, bytes, int, bool, uuid.UUID, aware datetime), since no
+    SQLAlchemy type processing happens on that path. SQLite: run through SQLAlchemy as usual.
+    """
+
+    statement: Executable
+    _compiled: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False)
+
+    def postgresql(self, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL text and the positional arguments for `values`."""
+        if self._compiled is None:
+            element = cast(ClauseElement, self.statement)
+            compiled = cast(SQLCompiler, element.compile(dialect=_ASYNCPG))
+            self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
+        sql, names = self._compiled
+        return sql, [values[name] for name in names]

@@ -1,0 +1,50 @@
+"""When a refresh token or a family still counts, written once as SQLAlchemy expressions.
+
+Rotation (store/rotation.py), its grace-window replay, and introspection
+(store/introspection.py) all build their statements from these, on both databases, so "usable"
+there and "active" here cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, and_, exists, select
+
+from authserver.store.tables import refresh_families, users
+
+fam = refresh_families
+
+
+def live_family(family_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """The family (the login) is not revoked and its user is not disabled."""
+    return exists(
+        select(1)
+        .select_from(fam.join(users, users.c.id == fam.c.user_id))
+        .where(fam.c.id == family_id, fam.c.revoked_at.is_(None), users.c.disabled.is_(False))
+    )
+
+
+def usable_refresh_token(token: FromClause, now: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A refresh token that rotation accepts `now`: never used, not revoked (by a grace-window
+    replay of its parent), not expired, in a live family of an enabled user."""
+    return and_(
+        token.c.rotated_at.is_(None),
+        token.c.revoked_at.is_(None),
+        token.c.expires_at > now,
+        live_family(token.c.family_id),
+    )
+
+
+def replayable_refresh_token(
+    token: FromClause, now: ColumnElement[Any], window_start: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """A refresh token whose rotation's response may have been lost (REFRESH_REUSE_GRACE): used
+    after `window_start`, and otherwise as usable as above (the successor's state is the
+    replay's own condition)."""
+    return and_(
+        token.c.rotated_at > window_start,
+        token.c.revoked_at.is_(None),
+        token.c.expires_at > now,
+        live_family(token.c.family_id),
+    )
