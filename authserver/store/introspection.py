@@ -1,7 +1,7 @@
 """What introspection (RFC 7662) must read from the database: is this token still live?
 
-Each question is one SELECT whose WHERE clause holds every condition, mirroring what rotation
-(`store/refresh.py`) accepts, so "active" here and "usable" there cannot drift apart silently.
+Each question is one SELECT built on the conditions rotation uses (store/liveness.py), so
+"active" here and "usable" there cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, literal, select
 
 from authserver.store.db import Database
+from authserver.store.liveness import live_family, usable_refresh_token
 from authserver.store.tables import (
+    UTCDateTime,
     clients,
     refresh_families,
     refresh_tokens,
@@ -58,13 +60,8 @@ async def access_token_state(
     query = (
         select(users.c.id, users.c.username)
         .select_from(fam.join(users, users.c.id == fam.c.user_id))
-        .where(
-            fam.c.id == family_id,
-            fam.c.client_id == client_id,
-            fam.c.revoked_at.is_(None),
-            users.c.disabled.is_(False),
-            not_revoked,
-        )
+        .where(fam.c.id == family_id, fam.c.client_id == client_id, not_revoked)
+        .where(live_family(fam.c.id))
     )
     async with db.read() as conn:
         row = (await conn.execute(query)).first()
@@ -87,17 +84,8 @@ async def live_refresh_token(
             rt.c.issued_at,
             rt.c.expires_at,
         )
-        .select_from(
-            rt.join(fam, fam.c.id == rt.c.family_id).join(users, users.c.id == fam.c.user_id)
-        )
-        .where(
-            rt.c.token_hash == token_hash,
-            rt.c.rotated_at.is_(None),
-            rt.c.revoked_at.is_(None),
-            rt.c.expires_at > now,
-            fam.c.revoked_at.is_(None),
-            users.c.disabled.is_(False),
-        )
+        .select_from(rt.join(users, users.c.id == rt.c.user_id))
+        .where(rt.c.token_hash == token_hash, usable_refresh_token(rt, literal(now, UTCDateTime)))
     )
     async with db.read() as conn:
         row = (await conn.execute(query)).first()

@@ -17,11 +17,13 @@ fam = refresh_families
 
 
 def live_family(family_id: ColumnElement[Any]) -> ColumnElement[bool]:
-    """The family (the login) is not revoked and its user is not disabled."""
+    """The family (the login) is not revoked and its user is not disabled. Aliased, so that it
+    correlates only through `family_id`, also in a query that has the same tables in its FROM."""
+    family, user = fam.alias("live_family"), users.alias("live_family_user")
     return exists(
         select(1)
-        .select_from(fam.join(users, users.c.id == fam.c.user_id))
-        .where(fam.c.id == family_id, fam.c.revoked_at.is_(None), users.c.disabled.is_(False))
+        .select_from(family.join(user, user.c.id == family.c.user_id))
+        .where(family.c.id == family_id, family.c.revoked_at.is_(None), user.c.disabled.is_(False))
     )
 
 
