@@ -23,7 +23,7 @@ MAX_KEYS = 100
 MIN_RSA_BITS = 2048
 
 
-class FetchError(Exception):
+class FetchError(ValueError):
     """Discovery or the JWKS could not be fetched or understood. The message is safe to log."""
 
 
@@ -34,6 +34,7 @@ def parse_jwks(document: bytes | str) -> dict[str, RSAKey]:
     RS256, `key_ops` absent or containing `verify`. Only `n` and `e` are imported, so a private
     member published by mistake is never used. Other keys are skipped, not fatal (a JWKS may
     also carry encryption or EC keys); a kid that appears twice is ambiguous and dropped.
+    A document that is not a JWKS at all raises FetchError, a ValueError.
     """
     try:
         data = json.loads(document)
