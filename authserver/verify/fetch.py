@@ -8,6 +8,7 @@ the issuer is. When to fetch is authserver.verify.cache's business, not this mod
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -34,14 +35,35 @@ def metadata_urls(issuer: str) -> list[str]:
     return [rfc8414, oidc]
 
 
-def check_url(url: str, issuer: str, what: str) -> str:
-    """An absolute http(s) URL; https whenever the issuer is https."""
+def check_url(url: str, issuer: str, what: str, *, allow_insecure_http: bool) -> str:
+    """`url`, if the verifier may fetch it: an absolute http(s) URL; https whenever the issuer
+    is https; plain http only on a loopback host, unless `allow_insecure_http` (issue 15,
+    finding 10: whoever sits between a resource server and a plain-http issuer can hand it
+    their own keys, and every token they sign with them passes). Else FetchError."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise FetchError(f"{what} {quoted(url)} is not an absolute http(s) URL")
     if urlsplit(issuer).scheme == "https" and parts.scheme != "https":
         raise FetchError(f"{what} {quoted(url)} is not https, but the issuer is")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise FetchError(
+            f"{what} {quoted(url)} is plain http on a host that is not loopback: use https, "
+            "or pass allow_insecure_http=True to accept keys anyone on the path could replace"
+        )
     return url
+
+
+def is_loopback(host: str | None) -> bool:
+    """`localhost`, or a literal loopback address (127.0.0.0/8, ::1). Names that merely start
+    with them (`localhost.example`, `127.0.0.1.nip.io`) are other hosts."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,7 @@ class Fetched:
     ttl: float
 
 
-def jwks_uri_from_metadata(reply: Reply, issuer: str) -> str:
+def jwks_uri_from_metadata(reply: Reply, issuer: str, *, allow_insecure_http: bool) -> str:
     """The `jwks_uri` of the issuer's metadata document, checked (RFC 8414 §2, §3.3)."""
     if reply.status != 200:
         raise FetchError(f"discovery at {reply.url} answered {reply.status}")
@@ -77,7 +99,7 @@ def jwks_uri_from_metadata(reply: Reply, issuer: str) -> str:
     jwks_uri = metadata.get("jwks_uri")
     if not isinstance(jwks_uri, str):
         raise FetchError(f"discovery at {reply.url} has no jwks_uri")
-    return check_url(jwks_uri, issuer, "jwks_uri")
+    return check_url(jwks_uri, issuer, "jwks_uri", allow_insecure_http=allow_insecure_http)
 
 
 def keys_from_reply(reply: Reply) -> Fetched:
@@ -121,11 +143,19 @@ class KeySource:
         jwks_uri: str | None,
         *,
         timeout: float,
+        allow_insecure_http: bool = False,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        """FetchError when a URL it would fetch is not acceptable (see check_url): the issuer's
+        own (discovery is derived from it) when `jwks_uri` is not given, else `jwks_uri`."""
         self.issuer = issuer
-        self.jwks_uri = check_url(jwks_uri, issuer, "jwks_uri") if jwks_uri else None
+        self.allow_insecure_http = allow_insecure_http
+        if jwks_uri:
+            check_url(jwks_uri, issuer, "jwks_uri", allow_insecure_http=allow_insecure_http)
+        else:
+            check_url(issuer, issuer, "issuer", allow_insecure_http=allow_insecure_http)
+        self.jwks_uri = jwks_uri or None
         self.timeout = timeout
         self._client = http_client
         self._async_client = async_http_client
@@ -156,7 +186,10 @@ class KeySource:
         errors: list[str] = []
         for url in metadata_urls(self.issuer):
             try:
-                return jwks_uri_from_metadata(get(client, url), self.issuer)
+                reply = get(client, url)
+                return jwks_uri_from_metadata(
+                    reply, self.issuer, allow_insecure_http=self.allow_insecure_http
+                )
             except (FetchError, httpx.HTTPError) as exc:
                 errors.append(describe(exc))
         raise FetchError("discovery failed: " + "; ".join(errors))
@@ -165,7 +198,10 @@ class KeySource:
         errors: list[str] = []
         for url in metadata_urls(self.issuer):
             try:
-                return jwks_uri_from_metadata(await get_async(client, url), self.issuer)
+                reply = await get_async(client, url)
+                return jwks_uri_from_metadata(
+                    reply, self.issuer, allow_insecure_http=self.allow_insecure_http
+                )
             except (FetchError, httpx.HTTPError) as exc:
                 errors.append(describe(exc))
         raise FetchError("discovery failed: " + "; ".join(errors))

@@ -11,6 +11,7 @@ which fetches and caches the JWKS.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -48,6 +49,8 @@ def read_access_token(
     default the current time) with `leeway` seconds each way: 0 means a token whose `exp` is
     `now` has expired.
     """
+    if not 0 <= leeway < math.inf:  # a NaN would make `now >= exp + leeway` false: never expired
+        raise ValueError("leeway must be a finite number of seconds >= 0")
     header, payload, signature = split_token(token, max_token_size)
     kid = read_header(header)
     key = keys.get(kid)

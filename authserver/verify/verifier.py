@@ -14,6 +14,7 @@ signature is verified and exp/iat/nbf are checked on every call, memo or not.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -46,6 +47,27 @@ class TokenVerifier:
     `audience` is one audience or several: a token passes when one of its `aud` values is one of
     them. Use `await verify(token)` in async code and `verify_sync(token)` elsewhere; both return
     AccessTokenClaims or raise an InvalidToken subclass. Thread-safe and event-loop-agnostic.
+
+    Options (all keyword-only; times in seconds):
+
+    - `jwks_uri`: where the JWKS is; by default found by discovery from `issuer`.
+    - `leeway` (30): clock skew allowed each way on exp, iat and nbf.
+    - `allow_insecure_http` (False): the issuer and JWKS must be fetched over https, or over
+      plain http on a loopback host (`localhost`, 127.0.0.0/8, ::1), else ValueError. True
+      accepts plain http anywhere: whoever can tamper with that traffic can hand the verifier
+      their own keys and sign tokens it accepts. Never downgrades an https issuer's JWKS.
+    - `stale_if_error` (900): when the JWKS cannot be refetched (the issuer down or
+      unreachable), how long past its freshness the last good keys keep verifying tokens; then
+      every token fails with KeySetUnavailable (503 from the integrations). It trades
+      availability for revocation: a longer window rides out a longer issuer outage, but a key
+      the issuer has since revoked or unpublished keeps verifying for that much longer, for as
+      long as this verifier cannot reach the issuer (and someone able to cut that traffic
+      decides how long that is). 0 fails closed as soon as the keys are stale.
+    - `refetch_interval` (10): at most one JWKS fetch per interval, whatever the reason.
+    - `timeout` (5): per HTTP request. `max_token_size` (8192): longer tokens are refused
+      before any decoding.
+    - `http_client` / `async_http_client`: httpx clients to fetch with (never closed here);
+      `clock` / `monotonic`: time sources, for tests.
     """
 
     def __init__(
@@ -55,6 +77,7 @@ class TokenVerifier:
         *,
         jwks_uri: str | None = None,
         leeway: float = DEFAULT_LEEWAY,
+        allow_insecure_http: bool = False,
         refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
         stale_if_error: float = DEFAULT_STALE_IF_ERROR,
         timeout: float = DEFAULT_TIMEOUT,
@@ -67,8 +90,14 @@ class TokenVerifier:
         audiences = frozenset([audience] if isinstance(audience, str) else audience)
         if not issuer or not audiences or not all(isinstance(a, str) and a for a in audiences):
             raise ValueError("issuer and at least one audience are required")
-        if leeway < 0 or refetch_interval < 0 or stale_if_error < 0 or timeout <= 0:
-            raise ValueError("leeway, refetch_interval, stale_if_error must be >= 0, timeout > 0")
+        for name, value in (
+            ("leeway", leeway),
+            ("refetch_interval", refetch_interval),
+            ("stale_if_error", stale_if_error),
+            ("timeout", timeout),
+        ):  # a NaN leeway would make `now >= exp + leeway` false: nothing would ever expire
+            if not 0 <= value < math.inf or (name == "timeout" and value == 0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0 (timeout > 0)")
         self.issuer = issuer
         self.audiences = audiences
         self.leeway = float(leeway)
@@ -80,6 +109,7 @@ class TokenVerifier:
                 issuer,
                 jwks_uri,
                 timeout=timeout,
+                allow_insecure_http=allow_insecure_http,
                 http_client=http_client,
                 async_http_client=async_http_client,
             )

@@ -172,3 +172,11 @@ def test_a_document_that_is_not_a_jwks_is_a_value_error() -> None:
     for document in (b"not json", b"[]", b'{"keys": {}}'):
         with pytest.raises(ValueError, match="JWKS"):
             parse_jwks(document)
+
+
+@pytest.mark.parametrize("leeway", [float("nan"), float("inf"), -1.0])
+def test_a_leeway_that_would_let_tokens_live_forever_is_refused(
+    leeway: float, issuer_key: RSAKey
+) -> None:
+    with pytest.raises(ValueError, match="leeway"):
+        read_access_token(good(issuer_key), published(issuer_key), issuer=ISSUER, leeway=leeway)
