@@ -206,3 +206,15 @@ print(here)
 """
     done = run([python, "-c", probe], cwd=tmp_path)
     assert done.stdout.strip().endswith("site-packages/authserver")
+
+
+def test_the_image_installs_the_verifier_from_the_checkout_in_the_servers_pip_run() -> None:
+    """authserver-verify is on no index: the Dockerfile copies verify/ (and authserver/, which
+    its symlinked source points into) and installs both projects in one pip run."""
+    dockerfile = (REPOSITORY / "Dockerfile").read_text()
+    assert re.search(r"^COPY verify \./verify$", dockerfile, re.M)
+    assert re.search(r"^COPY authserver \./authserver$", dockerfile, re.M)
+    assert re.search(r"^RUN pip install \./verify \. ", dockerfile, re.M)
+    link = REPOSITORY / "verify" / "src" / "authserver" / "verify"
+    assert link.is_symlink()
+    assert link.resolve() == REPOSITORY / "authserver" / "verify"
