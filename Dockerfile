@@ -10,12 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Install the package (and its `authserver` console script); the Alembic revisions under
-# migrations/ are packaged into the wheel as authserver/migrations.
+# migrations/ are packaged into the wheel as authserver/migrations. authserver.verify is the
+# distribution authserver-verify (verify/, whose source is authserver/verify): installed from
+# here in the same pip run, never from an index.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY authserver ./authserver
 COPY migrations ./migrations
-RUN pip install . && rm -rf /src
+COPY verify ./verify
+RUN pip install ./verify . && rm -rf /src
 
 # A non-root user owning the working directory, where the embedded default keeps var/ and keys/.
 RUN useradd --system --uid 10001 --home-dir /app --create-home --shell /usr/sbin/nologin authserver

@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install run test fuzz lint fmt bench clean
 
-$(BIN)/.installed: pyproject.toml
+# authserver depends on authserver-verify (verify/, the resource-server verifier), which is on no
+# package index: both are installed from this checkout in one pip run, so that the requirement
+# can only ever be met by ./verify, never by a package of that name on an index.
+$(BIN)/.installed: pyproject.toml verify/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./verify -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -17,11 +20,12 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/authserver serve
 
-## lint: ruff (lint + format check) and mypy
+## lint: ruff (lint + format check), mypy, and the import contracts (import-linter)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: lint, types, then the whole suite on SQLite and PostgreSQL
 test: lint

@@ -44,7 +44,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from authserver.verify import TokenVerifier
-from authserver.verify.verifier import b64url_decode, json_object
+from authserver.verify.jws import b64url_decode, json_object
 
 DISTINCT_TOKENS = 2048
 ISSUER = "https://as.example"

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 
 from authserver.verify import KeySetUnavailable, TokenVerifier, UnknownKey
-from authserver.verify.jwks import freshness, metadata_urls, parse_jwks
+from authserver.verify.fetch import metadata_urls
+from authserver.verify.jwks import freshness, parse_jwks
 from tests.verify.helpers import (
     AUDIENCE,
     ISSUER,
