@@ -10,11 +10,11 @@ from datetime import datetime
 from joserfc.jwk import RSAKey
 
 from authserver.keys.kek import decrypt_private_key, encrypt_private_key
-from authserver.keys.ring import ALG
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import Database
+from authserver.verify import ALG
 
 
 def generate_key(size: int) -> RSAKey:

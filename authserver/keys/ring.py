@@ -6,19 +6,20 @@ the JWKS holds, and until when).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
 
 from authserver.keys.kek import KeyDecryptionError, decrypt_private_key
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import Database
+from authserver.verify import ALG, parse_jwks
 
-ALG = "RS256"
 RETIRED_KEY_LEEWAY = timedelta(seconds=60)
 
 
@@ -32,7 +33,7 @@ class KeyRing:
     kid: str
     activated_at: datetime | None
     jwks: bytes  # the JWKS document, public members only
-    public_keys: KeySet  # the same published keys, for verifying our own tokens (introspection)
+    verify_keys: Mapping[str, RSAKey]  # the same published keys by kid (introspection reads)
     states: frozenset[tuple[str, str]]  # what it was built from, to notice changes
     changes_at: datetime | None  # when the next retired key leaves the JWKS (rebuild then)
 
@@ -80,7 +81,7 @@ def build_key_ring(
         raise KeyDecryptionError(f"signing key {current[0].kid} does not match its kid")
     published = public_jwks(records, settings, now)
     jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
-    public_keys = KeySet.import_key_set({"keys": published})
+    verify_keys = parse_jwks(jwks)
     states = frozenset((record.kid, record.state) for record in records)
     ends = [
         until
@@ -93,7 +94,7 @@ def build_key_ring(
         current[0].kid,
         current[0].activated_at,
         jwks,
-        public_keys,
+        verify_keys,
         states,
         min(ends, default=None),
     )

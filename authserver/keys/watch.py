@@ -14,9 +14,6 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 from authserver.keys.lifecycle import rotate_if_due, rotation_event
 from authserver.keys.ring import load_key_ring
 from authserver.observability.audit import record
@@ -83,33 +80,15 @@ async def reload_keys_if_changed(svc: Services) -> None:
 
 async def _listen(svc: Services, wake: asyncio.Event) -> None:
     """PostgreSQL LISTEN on the key channel, reconnecting with back-off; wakes the poll loop."""
-    url = make_url(svc.settings.database_url).set(drivername="postgresql")
-    dsn = url.render_as_string(hide_password=False)
     delay = svc.settings.keys_refresh_interval
     while True:
         try:
-            await _listen_until_lost(svc, dsn, wake)
+            await key_store.listen_for_changes(
+                svc.settings.database_url, svc.settings.database_connect_timeout, wake.set
+            )
             log.warning("key change listener lost its connection; polling until it reconnects")
             delay = svc.settings.keys_refresh_interval
-        except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
+        except key_store.LISTEN_FAILURES as exc:
             log.warning("key change listener cannot connect (%s); polling", type(exc).__name__)
         await asyncio.sleep(delay)
         delay = min(delay * 2, LISTEN_RETRY_MAX)
-
-
-async def _listen_until_lost(svc: Services, dsn: str, wake: asyncio.Event) -> None:
-    connection = await asyncpg.connect(
-        dsn,
-        timeout=svc.settings.database_connect_timeout,
-        server_settings={"application_name": "authserver-keys"},
-    )
-    try:
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _conn: lost.set())
-        await connection.add_listener(key_store.KEYS_CHANNEL, lambda *_args: wake.set())
-        wake.set()  # catch up on anything that changed while not listening
-        await lost.wait()
-    finally:
-        if not connection.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2)

@@ -11,11 +11,10 @@ from datetime import datetime
 from joserfc import jwt
 
 from authserver.clients.policy import access_token_ttl, audiences
-from authserver.keys.ring import ALG, KeyRing
+from authserver.keys.ring import KeyRing
 from authserver.models import Client
 from authserver.settings import Settings
-
-ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 `typ`, not a secret)
+from authserver.verify import ACCESS_TOKEN_TYPE, ALG
 
 
 @dataclass(frozen=True)
