@@ -4,6 +4,7 @@ whose documented statuses, error codes and bodies are what the app answers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -48,6 +49,10 @@ def served_operations() -> set[tuple[str, str]]:
 def test_the_document_is_valid_openapi_3_1() -> None:
     assert OPENAPI["openapi"].startswith("3.1")
     validate(OPENAPI)
+
+
+def test_the_document_describes_this_version() -> None:
+    assert OPENAPI["info"]["version"] == version("authserver")
 
 
 def test_every_route_the_app_serves_is_documented() -> None:
