@@ -13,12 +13,10 @@ marker of each block), never by a fixed sleep.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import queue
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,47 +24,22 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from tests.docs.expected_output import diff, normalize, output_matches
 from tests.docs.markdown_blocks import ROOT, Block
-from tests.e2e.conftest import AUTHSERVER, clean_env, free_port, stop_server
+from tests.e2e.conftest import AUTHSERVER, clean_env, stop_server
 
 SERVER_DOC_PORT = 8000
 BLOCK_TIMEOUT = 60.0  # one block: generous on a busy machine; the walk-through's take ~1 s each
 READY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
-WILDCARD = "…"
 
 
 class DocTestFailure(AssertionError):
     """A block failed; the message names the block and shows what differed."""
-
-
-def expected_pattern(expected: str) -> re.Pattern[str]:
-    """`…` matches any run of characters within a line; a line that is only `…`, any lines."""
-    parts: list[str] = []
-    for line in normalize(expected).split("\n"):
-        if line.strip() == WILDCARD:
-            parts.append(r"(?:[^\n]*\n)*?")
-        else:
-            parts.append(".*?".join(re.escape(piece) for piece in line.split(WILDCARD)) + r"\n")
-    return re.compile("".join(parts))
-
-
-def normalize(text: str) -> str:
-    """Line ends without `\\r` or trailing blanks; no blank lines at the end."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return "\n".join(lines)
-
-
-def output_matches(expected: str, actual: str) -> bool:
-    body = normalize(actual)
-    return expected_pattern(expected).fullmatch(body + "\n" if body else "") is not None
 
 
 def makefile_run_command() -> str:
@@ -290,16 +263,6 @@ class DocSession:
             self._background(block)
 
 
-def session_ports(blocks: list[Block]) -> dict[int, int]:
-    """A free port for the server and for each doc port a `background` block names."""
-    doc_ports = {SERVER_DOC_PORT} | {
-        block.marker.port
-        for block in blocks
-        if block.marker is not None and block.marker.kind == "background"
-    }
-    return {port: free_port() for port in doc_ports}
-
-
 @contextlib.contextmanager
 def doc_session(workdir: Path, ports: dict[int, int]) -> Iterator[DocSession]:
     session = DocSession(workdir, ports)
@@ -307,70 +270,6 @@ def doc_session(workdir: Path, ports: dict[int, int]) -> Iterator[DocSession]:
         yield session
     finally:
         session.close()
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Where the walk-through left off: its directory (database, key file), its shell
-    variables, the ports it used, and the servers it started (to start them again)."""
-
-    workdir: Path
-    variables: Path
-    ports: dict[int, int]
-    servers: list[Block]
-
-
-def run_walkthrough(workdir: Path, prelude: list[Block]) -> Snapshot:
-    """Run the walk-through's blocks, checking every output, and keep its end state."""
-    ports = session_ports(prelude)
-    state = workdir.parent / f"{workdir.name}-variables.sh"
-    with doc_session(workdir, ports) as session:
-        before = session.variables()
-        for block in prelude:
-            session.run(block)
-        session.save_variables(session.variables() - before - {"__status"}, state)
-    servers = [b for b in prelude if b.marker is not None and b.marker.kind != "skip"]
-    return Snapshot(workdir, state, ports, servers)
-
-
-@contextlib.contextmanager
-def continue_from(snapshot: Snapshot, workdir: Path, page: list[Block]) -> Iterator[DocSession]:
-    """A session in a copy of the walk-through's directory, with its variables, and with each of
-    its servers that the page's commands talk to (by port) running again on the same port (so
-    ISSUER, and the tokens signed under it, stay valid). A page of CLI commands alone starts no
-    server: the CLI works on the database directly."""
-    for entry in snapshot.workdir.iterdir():
-        if entry.is_dir() and entry.name not in (".venv", "examples", ".doc-session"):
-            shutil.copytree(entry, workdir / entry.name, symlinks=True)
-    with doc_session(workdir, snapshot.ports) as session:
-        session.execute(f"source {snapshot.variables}", "(restoring the walk-through's variables)")
-        for server in snapshot.servers:
-            if any(uses_port(block, server_port(server)) for block in page):
-                session.restart(server)
-        yield session
-
-
-def server_port(block: Block) -> int:
-    """The doc port a `serve` or `background` block listens on."""
-    if block.marker is not None and block.marker.kind == "background":
-        return block.marker.port
-    return SERVER_DOC_PORT
-
-
-def uses_port(block: Block, doc_port: int) -> bool:
-    return re.search(rf"(127\.0\.0\.1:|--port ){doc_port}\b", block.text) is not None
-
-
-def diff(expected: str, actual: str) -> str:
-    return "\n".join(
-        difflib.unified_diff(
-            normalize(expected).splitlines(),
-            normalize(actual).splitlines(),
-            "expected (the page)",
-            "actual",
-            lineterm="",
-        )
-    )
 
 
 def _alive(pid: int) -> bool:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.doc_session import DocTestFailure, Snapshot, continue_from, run_walkthrough
+from tests.docs.doc_session import DocTestFailure
 from tests.docs.markdown_blocks import Block, blocks, markdown_files
+from tests.docs.walkthrough import Snapshot, continue_from, run_walkthrough
 
 pytestmark = pytest.mark.e2e
 
