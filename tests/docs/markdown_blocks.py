@@ -27,7 +27,7 @@ MARKER_KINDS = frozenset({"skip", "tested-by", "background", "serve"})
 # Not scanned, with the reason: copied byte for byte from the shared contract, so its blocks
 # keep the contract's form (no language names); it shows no command to run.
 VERBATIM = {Path("docs/spec.md")}
-NOT_DOCUMENTATION = {".git", ".venv", "site", "var", "node_modules", "keys"}
+NOT_DOCUMENTATION = {"site", "var", "node_modules"}  # and every hidden directory
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*doctest:\s*(?P<kind>[\w-]+)(?P<argument>.*?)\s*-->\s*$")
