@@ -1,12 +1,12 @@
 """The metrics and audit-event tables, from the code that defines them: the collectors
-`make_metrics()` registers (name, type, labels, help) and `authserver.audit.EVENTS`."""
+`make_metrics()` registers (name, type, labels, help) and the audit trail's `EVENTS`."""
 
 from __future__ import annotations
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from authserver.audit import EVENTS
-from authserver.metrics import make_metrics
+from authserver.observability.audit import EVENTS
+from authserver.observability.metrics import make_metrics
 from docgen.markdown import code, table
 
 

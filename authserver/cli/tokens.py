@@ -55,7 +55,8 @@ def tokens_revoke(username: str) -> None:
 def tokens_purge(batch_size: int) -> None:
     """Delete expired and long-revoked rows; safe to run while the server is serving.
 
-    Prints one `TABLE: N deleted` line per table. Run it on a schedule, e.g. hourly.
+    Also stale login counters, and audit events older than AUDIT_RETENTION_DAYS. Prints one
+    `TABLE: N deleted` line per table. Run it on a schedule, e.g. hourly.
     """
     settings = common.load()
     policy = PurgePolicy.from_settings(settings)

@@ -15,9 +15,9 @@ import click
 import pytest
 from mkdocs.exceptions import PluginError
 
-from authserver.audit import EVENTS
 from authserver.cli import main
-from authserver.metrics import make_metrics
+from authserver.observability.audit import EVENTS
+from authserver.observability.metrics import make_metrics
 from authserver.settings import Settings
 from docgen.cli_reference import cli_reference, subcommands
 from docgen.hooks import GENERATORS, MARKER, expand
