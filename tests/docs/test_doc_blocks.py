@@ -67,6 +67,14 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
             )
 
 
+def test_the_tests_a_reason_names_exist() -> None:
+    for block in ALL_BLOCKS:
+        if block.marker is None or block.marker.kind != "skip":
+            continue
+        for named in re.findall(r"tests/[\w/]+\.py", block.marker.argument):
+            assert (ROOT / named).is_file(), f"{block.where}: no such test: {named}"
+
+
 def test_every_sql_block_names_the_test_that_runs_it() -> None:
     for block in by_lang("sql"):
         assert block.marker is not None, block.where
