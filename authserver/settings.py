@@ -50,45 +50,235 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    issuer: str = DEFAULT_ISSUER
-    database_url: str = "sqlite+aiosqlite:///var/authserver.db"
-    database_pool_size: int = Field(default=10, ge=1, le=1000)
-    database_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    # Each description is the setting's documentation: docs/reference/configuration.md renders
+    # them (with the default and the bounds read from the field) at build time.
 
-    access_token_ttl: int = Field(default=900, ge=1, le=86_400)
-    refresh_token_ttl: int = Field(default=604_800, ge=1)
-    refresh_family_max_age: int = Field(default=2_592_000, ge=1)
-    refresh_reuse_grace: int = Field(default=0, ge=0, le=300)
-    default_audience: str | None = None
-    scopes: list[str] = Field(default_factory=list)
+    # --- identity and storage
+    issuer: str = Field(
+        default=DEFAULT_ISSUER,
+        description="`iss` of every token and the base of the metadata URLs. An http(s) URL "
+        "without query or fragment; a trailing `/` is removed. Every process of one deployment "
+        "must use the same issuer; in production, the public https URL.",
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/authserver.db",
+        description="SQLAlchemy async URL: `sqlite+aiosqlite://…` or `postgresql+asyncpg://…`. "
+        "The SQLite default (relative to the working directory) migrates itself; PostgreSQL is "
+        "never migrated implicitly: run `authserver db upgrade`.",
+    )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections per process (no overflow). See Scaling for the "
+        "arithmetic against `max_connections`.",
+    )
+    database_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Seconds to wait for a new PostgreSQL connection or a free pooled one; then "
+        "503 `temporarily_unavailable`.",
+    )
 
-    jwks_max_age: int = Field(default=300, ge=0, le=86_400)
-    key_encryption_key: SecretStr | None = None
-    key_encryption_key_file: Path = Path("keys/kek")
-    keys_refresh_interval: float = Field(default=5.0, gt=0, le=3600)
-    key_rotation_interval: int = Field(default=0, ge=0)  # seconds; 0 = no automatic rotation
-    signing_key_size: int = Field(default=2048)
+    # --- token lifetimes (seconds)
+    access_token_ttl: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="Access-token lifetime in seconds (`exp` - `iat`, and `expires_in`). A "
+        "client may have a shorter one (`clients create --access-token-ttl`). Also the longest "
+        "time a revoked login's access token still passes offline verification.",
+    )
+    refresh_token_ttl: int = Field(
+        default=604_800,
+        ge=1,
+        description="Lifetime of each refresh token in seconds; every rotation issues a "
+        "successor with a fresh lifetime, never past REFRESH_FAMILY_MAX_AGE. At most "
+        "REFRESH_FAMILY_MAX_AGE.",
+    )
+    refresh_family_max_age: int = Field(
+        default=2_592_000,
+        ge=1,
+        description="Absolute limit of a login (a refresh-token family) in seconds, counted from "
+        "the password grant: rotation never extends a family past it.",
+    )
+    refresh_reuse_grace: int = Field(
+        default=0,
+        ge=0,
+        le=300,
+        description="Grace window in seconds for a client whose network lost the response to a "
+        "refresh: within it, the immediately previous token, while its successor is unused, "
+        "gets a new pair and the unused successor is revoked. 0: strict rotation, every replay "
+        "is reuse and revokes the family.",
+    )
+    default_audience: str | None = Field(
+        default=None,
+        description="`aud` of access tokens for clients registered without `--audience`. "
+        "Unset: the issuer.",
+    )
+    scopes: list[str] = Field(
+        default_factory=list,
+        description="The scopes this server knows (RFC 6749 scope tokens). Empty: any valid "
+        "scope may be registered for a client, and discovery's `scopes_supported` lists the "
+        "registered clients' scopes. Set: a client's scopes must be among these, and "
+        "`scopes_supported` is this list.",
+    )
 
-    argon2_time_cost: int = Field(default=2, ge=1, le=20)
-    argon2_memory_cost: int = Field(default=19_456, ge=8, le=4_194_304)  # KiB
-    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    # --- signing keys
+    jwks_max_age: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="`Cache-Control: max-age` of the JWKS, in seconds; also how long a new "
+        "`next` key is published before `keys rotate` may promote it.",
+    )
+    key_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="The key-encryption key (KEK): URL-safe base64 of 32 random bytes, which "
+        "encrypts private signing keys at rest (AES-256-GCM). Unset: KEY_ENCRYPTION_KEY_FILE. "
+        "Every host that shares the database needs the same value; set it from a secret store "
+        "through the environment rather than in the file.",
+    )
+    key_encryption_key_file: Path = Field(
+        default=Path("keys/kek"),
+        description="Where the KEK is read from when KEY_ENCRYPTION_KEY is unset; `serve` "
+        "creates it (mode 0600) on first start. Relative to the working directory. Back it up "
+        "with the database: without it the stored signing keys cannot be opened.",
+    )
+    keys_refresh_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between checks for key changes made by another process: the "
+        "longest time before every process applies a rotation or revocation (on PostgreSQL "
+        "usually instant, through LISTEN/NOTIFY).",
+    )
+    key_rotation_interval: int = Field(
+        default=0,
+        ge=0,
+        description="Automatic rotation: seconds the current key signs before the servers "
+        "rotate by themselves (exactly one process does, under the same safety rule as `keys "
+        "rotate`), e.g. 7776000 = 90 days. 0: off.",
+    )
+    signing_key_size: int = Field(
+        default=2048,
+        description="RSA modulus size in bits of newly generated signing keys: 2048, 3072 or 4096.",
+    )
 
-    login_max_failures: int = Field(default=10, ge=1)
-    login_lock_seconds: int = Field(default=60, ge=1)
-    login_lock_max_seconds: int = Field(default=900, ge=1)
-    login_ip_max_failures: int = Field(default=100, ge=1)
-    login_ip_window_seconds: int = Field(default=900, ge=1)
-    login_known_ip_days: int = Field(default=30, ge=0, le=3650)  # 0: no known-IP exception
-    login_failure_reset_seconds: int = Field(default=43_200, ge=1)  # quiet time that forgets
-    audit_retention_days: int = Field(default=90, ge=0, le=36_500)  # 0: keep audit rows for ever
-    trusted_proxies: list[str] = Field(default_factory=list)
+    # --- user passwords (argon2id)
+    argon2_time_cost: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="argon2id iterations for user passwords. Changing the argon2 parameters is "
+        "safe: a hash made with other ones is re-hashed at the user's next successful login.",
+    )
+    argon2_memory_cost: int = Field(
+        default=19_456,
+        ge=8,
+        le=4_194_304,
+        description="argon2id memory in KiB (19456 KiB = 19 MiB).",
+    )
+    argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes (threads).")
 
-    request_timeout: float = Field(default=10.0, gt=0, le=300)
+    # --- login limits (password grant only; failed refreshes do not count)
+    login_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Consecutive failed logins for one username (known or not) that lock it. "
+        "The failure that reaches this number still answers `invalid_grant`; while locked, "
+        "every attempt for that username, right password included, answers 429 with "
+        "`Retry-After`.",
+    )
+    login_lock_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Length of the first lock in seconds. A failure within "
+        "LOGIN_LOCK_MAX_SECONDS after a lock ends locks again for twice as long, up to "
+        "LOGIN_LOCK_MAX_SECONDS; a later failure locks for this long only (the escalation "
+        "decays). A successful login resets the count.",
+    )
+    login_lock_max_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Longest lock in seconds; also the time after a lock in which a failure "
+        "escalates.",
+    )
+    login_ip_max_failures: int = Field(
+        default=100,
+        ge=1,
+        description="Failed logins from one client IP (an IPv6 client: its /64) within "
+        "LOGIN_IP_WINDOW_SECONDS after which every login from it gets 429 until the window ends.",
+    )
+    login_ip_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Length in seconds of that fixed window, starting at its first failure.",
+    )
+    login_known_ip_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Days a successful login keeps its client IP known for that username. An "
+        "attempt from a known IP skips the username's lock and has its own per-(username, IP) "
+        "count with the same limits, so an attacker elsewhere cannot lock the user out of the "
+        "addresses they use. 0: off, every attempt counts per username.",
+    )
+    login_failure_reset_seconds: int = Field(
+        default=43_200,
+        ge=1,
+        description="Seconds without a failure (and with no lock running) after which a "
+        "username's failures and lock escalation are forgotten: it has its full "
+        "LOGIN_MAX_FAILURES again (Keycloak's failure reset time). `tokens purge` deletes such "
+        "counters.",
+    )
+    audit_retention_days: int = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Days `tokens purge` keeps audit events; older ones are deleted. 0: keep "
+        "them for ever.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IP addresses or CIDR networks) whose `X-Forwarded-For` is "
+        "believed: the client IP is then the right-most entry that is not itself a trusted "
+        "proxy. Empty: the header is ignored and the client IP is the TCP peer.",
+    )
 
-    metrics_enabled: bool = True
-    metrics_port: int | None = Field(default=None, ge=1, le=65_535)  # None: the main port
-    metrics_host: str = "127.0.0.1"
-    log_format: Literal["json", "text"] = "json"
+    # --- requests
+    request_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest time in seconds a request may take, reading its body included; "
+        "then 503 `temporarily_unavailable` with `Retry-After`, its transaction rolled back.",
+    )
+
+    # --- operations: metrics and logs
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics. false: `/metrics` answers 404 and no metrics "
+        "port is opened.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Serve `/metrics` on this separate port instead (the main port then answers "
+        "404 there), e.g. to keep it off the public load balancer. Unset: the main port. With "
+        "`serve --workers N`, `serve`'s supervisor process answers on it.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address METRICS_PORT listens on; `0.0.0.0` for every interface (e.g. in a "
+        "container scraped from outside).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines of `serve`: one JSON object per line, or plain text for humans.",
+    )
 
     @field_validator("issuer")
     @classmethod

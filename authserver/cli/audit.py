@@ -27,7 +27,15 @@ def audit() -> None:
 
 
 @audit.command("tail")
-@click.option("-n", "--lines", "count", default=20, show_default=True, type=click.IntRange(0))
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="How many of the latest events to print.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audit_tail(count: int, follow: bool, as_json: bool) -> None:

@@ -22,13 +22,47 @@ def clients() -> None:
 
 @clients.command("create")
 @click.argument("name")
-@click.option("--public", is_flag=True, help="No secret (token endpoint auth method none).")
-@click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES))
-@click.option("--scope", "scopes", multiple=True)
-@click.option("--audience", "audiences", multiple=True)
-@click.option("--introspect", is_flag=True, help="Allow the client to call /introspect.")
-@click.option("--access-token-ttl", type=int, default=None, help="Shorter access-token TTL (s).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--public",
+    is_flag=True,
+    help="No secret (token endpoint auth method none): a mobile or single-page app.",
+)
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice(GRANT_TYPES),
+    help="A grant the client may use (repeatable). Default: password and refresh_token.",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="A scope the client may ask for (repeatable); must be in SCOPES when SCOPES is set.",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="`aud` of the client's access tokens (repeatable). Default: DEFAULT_AUDIENCE.",
+)
+@click.option(
+    "--introspect",
+    is_flag=True,
+    help="Allow the client to call /introspect (a confidential client only).",
+)
+@click.option(
+    "--access-token-ttl",
+    type=int,
+    default=None,
+    help="A shorter access-token lifetime for this client, 1 to ACCESS_TOKEN_TTL seconds.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON object {"client_id": ..., "client_secret": ...} (null for --public).',
+)
 def clients_create(
     name: str,
     public: bool,
@@ -39,7 +73,11 @@ def clients_create(
     access_token_ttl: int | None,
     as_json: bool,
 ) -> None:
-    """Register a client; a confidential client's secret is shown this once only."""
+    """Register a client; a confidential client's secret is shown this once only.
+
+    Prints `client_id: ...` and, for a confidential client, `client_secret: ...`. `--public`
+    with `client_credentials` or with `--introspect` is refused: both need a secret.
+    """
     settings = common.load()
 
     async def work(db: Database) -> admin.NewClient:
@@ -86,8 +124,11 @@ def clients_create(
 
 
 @clients.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--json", "as_json", is_flag=True, help="A JSON list, with audiences and introspect too."
+)
 def clients_list(as_json: bool) -> None:
+    """Every client: client_id, name, public, grants, scopes, created_at. Never a secret."""
     rows = [
         {
             "client_id": client.client_id,

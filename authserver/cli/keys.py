@@ -23,9 +23,17 @@ def keys() -> None:
 
 
 @keys.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list of {kid, state, alg, size, created_at, activated_at, retired_at}.",
+)
 def keys_list(as_json: bool) -> None:
-    """Public facts about each key; never private material."""
+    """Public facts about each key; never private material.
+
+    The table adds whether the key is in the JWKS now and when it ended (retired or revoked).
+    """
     settings = common.load()
     records = common.run(settings, key_store.list_keys)
     now = utc_now()

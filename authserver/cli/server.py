@@ -36,11 +36,22 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (uvicorn); one per core.",
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve HTTP. The embedded SQLite default migrates itself; PostgreSQL must be upgraded.
+
+    Makes sure a `current` and a `next` signing key exist before serving. The access log never
+    has a query string, token or secret.
 
     SIGTERM (or Ctrl-C) stops accepting connections, lets the requests in flight finish (up to
     10 s), closes the database pool and exits 0.
@@ -174,7 +185,12 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the schema to the latest revision and make sure signing keys exist."""
+    """Bring the schema to the latest revision and make sure signing keys exist.
+
+    Decrypts every stored signing key first, so a wrong KEY_ENCRYPTION_KEY stops it before
+    anything is written. Concurrent runs take turns (a PostgreSQL advisory lock, a file lock on
+    SQLite). Prints `database schema is up to date`.
+    """
     settings = common.load()
     with common.one_line_errors():
         upgrade(settings.database_url)

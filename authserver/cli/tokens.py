@@ -24,6 +24,9 @@ def tokens() -> None:
 def tokens_revoke(username: str) -> None:
     """Revoke every refresh-token family (session) of a user, at every client.
 
+    Prints `revoked N sessions of user NAME`; the user can log in again (compare `users
+    disable`).
+
     Their access tokens carry the family as `sid`, so introspection reports them inactive too;
     resource servers that verify offline accept them until they expire (ACCESS_TOKEN_TTL).
     """
@@ -50,7 +53,11 @@ def tokens_revoke(username: str) -> None:
     help="Rows per DELETE; each batch is its own short transaction.",
 )
 def tokens_purge(batch_size: int) -> None:
-    """Delete expired and long-revoked rows; safe to run while the server is serving."""
+    """Delete expired and long-revoked rows; safe to run while the server is serving.
+
+    Also stale login counters, and audit events older than AUDIT_RETENTION_DAYS. Prints one
+    `TABLE: N deleted` line per table. Run it on a schedule, e.g. hourly.
+    """
     settings = common.load()
     policy = PurgePolicy.from_settings(settings)
 

@@ -21,8 +21,17 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of a hidden prompt asked twice.",
+)
 def users_create(name: str, password_stdin: bool) -> None:
+    """Create a user who logs in with the password grant; prints `created user NAME (id UUID)`.
+
+    NAME: 1-255 characters, no whitespace or control characters. The password: 8-1024
+    characters, never an argument. The id is the `sub` of the user's access tokens.
+    """
     settings = common.load()
     password = common.read_password(password_stdin)
     passwords = make_passwords(settings)
@@ -37,8 +46,9 @@ def users_create(name: str, password_stdin: bool) -> None:
 
 
 @users.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
 def users_list(as_json: bool) -> None:
+    """Every user: username, id, disabled, created_at."""
     rows = [
         {
             "username": user.username,
@@ -65,7 +75,11 @@ def users_disable(name: str) -> None:
 
 @users.command("set-password")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of a hidden prompt asked twice.",
+)
 def users_set_password(name: str, password_stdin: bool) -> None:
     """Change a user's password and revoke all their refresh tokens."""
     settings = common.load()
