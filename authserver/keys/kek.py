@@ -8,6 +8,7 @@ import base64
 import binascii
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -32,13 +33,26 @@ def load_kek(settings: Settings, *, create: bool = True) -> bytes:
                 "(run from the directory the server runs in, or set AUTHSERVER_KEY_ENCRYPTION_KEY)"
             )
         _create_kek_file(path)
+    return _decode_kek(_read_private_file(path), f"key_encryption_key (file {path})")
+
+
+def _read_private_file(path: Path) -> str:
+    """The file's text, refused (like OpenSSH refuses a private key) when anyone but its owner
+    may read or change it: a KEK other users can read is as good as published. Checked on the
+    open file, so the file checked is the file read."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        with path.open("rb") as file:
+            mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
+            if mode & 0o077:
+                raise ConfigError(
+                    f"key_encryption_key: {path} is accessible by other users (mode {mode:04o}); "
+                    f"it must be readable by its owner only: chmod 600 {path}"
+                )
+            return file.read().decode("ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"key_encryption_key: cannot read {path}: {exc.__class__.__name__}"
         ) from None
-    return _decode_kek(text, f"key_encryption_key (file {path})")
 
 
 def _decode_kek(text: str, name: str) -> bytes:

@@ -7,7 +7,7 @@ import base64
 import json
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,9 @@ class BadStart:
     args: list[str]
     env: dict[str, str]
     mentions: tuple[str, ...]
-    files: dict[str, str]  # path relative to the working directory -> content
+    files: dict[str, str]  # path relative to the working directory -> content (mode 0600)
     secret: str | None = None  # must not be echoed
+    modes: dict[str, int] = field(default_factory=dict)  # another mode for some of the files
 
 
 MALFORMED_KEK = "this is not a key!"
@@ -196,6 +197,14 @@ BAD_STARTS: dict[str, BadStart] = {
     "kek_file_malformed": BadStart(
         ["db", "upgrade"], {}, ("key_encryption_key",), {"keys/kek": "garbage\n"}
     ),
+    # Review finding 8: OpenSSH refuses a private key others can read; so does serve a KEK.
+    "kek_file_readable_by_others": BadStart(
+        serve_args(),
+        {},
+        ("keys/kek", "0644", "chmod 600"),
+        {"keys/kek": f"{new_kek()}\n"},
+        modes={"keys/kek": 0o644},
+    ),
 }
 
 
@@ -207,6 +216,7 @@ def bad_starts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]
         for relative, content in case.files.items():
             (home / relative).parent.mkdir(parents=True, exist_ok=True)
             (home / relative).write_text(content)
+            (home / relative).chmod(case.modes.get(relative, 0o600))
         invocations.append(Invocation(case.args, home, case.env))
     results = run_concurrently(*invocations, timeout=REFUSAL_TIMEOUT)
     return dict(zip(BAD_STARTS, results, strict=True))
