@@ -38,7 +38,7 @@ from authserver.observability.metrics import make_metrics
 from authserver.observability.sampler import metrics_running
 from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings
-from authserver.store.db import DATABASE_UNAVAILABLE, open_database
+from authserver.store.db import DATABASE_UNAVAILABLE, exposed_database_file, open_database
 
 log = logging.getLogger("authserver")
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = open_database(settings)
+        _warn_if_exposed(settings)
         try:
             kek = load_kek(settings)
             now = clock()
@@ -102,6 +103,19 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
+
+
+def _warn_if_exposed(settings: Settings) -> None:
+    exposed = exposed_database_file(settings.database_url)
+    if exposed is not None:
+        path, mode = exposed
+        log.warning(
+            "database file %s is accessible by other users (mode %04o), and it holds password "
+            "hashes and encrypted signing keys: chmod 600 %s*",
+            path,
+            mode,
+            path,
+        )
 
 
 def app_from_environment() -> Starlette:
