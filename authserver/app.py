@@ -29,7 +29,7 @@ from authserver.http.revoke import revoke_endpoint
 from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
 from authserver.keys.bootstrap import ensure_signing_keys
-from authserver.keys.kek import load_kek
+from authserver.keys.kek import load_keks
 from authserver.keys.ring import load_key_ring
 from authserver.keys.watch import watch_keys
 from authserver.login.limits import LockoutPolicy
@@ -51,16 +51,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         db = open_database(settings)
         _warn_if_exposed(settings)
         try:
-            kek = load_kek(settings)
+            keks = load_keks(settings)
             now = clock()
-            await ensure_signing_keys(db, settings, kek, now)
+            await ensure_signing_keys(db, settings, keks, now)
             services = Services(
                 settings=settings,
                 db=db,
                 passwords=make_passwords(settings),
                 lockout=LockoutPolicy.from_settings(settings),
-                kek=kek,
-                keys=await load_key_ring(db, settings, kek, now),
+                keks=keks,
+                keys=await load_key_ring(db, settings, keks, now),
                 metrics=make_metrics(),
                 clock=clock,
             )

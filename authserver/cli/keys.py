@@ -8,7 +8,7 @@ import click
 
 from authserver.cli import common
 from authserver.keys import lifecycle as key_lifecycle
-from authserver.keys.kek import load_kek
+from authserver.keys.kek import KeyEncryptionKeys, load_keks
 from authserver.keys.ring import public_jwks
 from authserver.observability.audit import AuditEvent, operator, record
 from authserver.services import utc_now
@@ -145,11 +145,11 @@ def keys_export_jwks() -> None:
     click.echo(json.dumps({"keys": public_jwks(records, settings, utc_now())}, indent=2))
 
 
-def _operator_kek(settings: Settings) -> bytes:
-    """The KEK, never created by an operator command: a missing file means the wrong directory
+def _operator_kek(settings: Settings) -> KeyEncryptionKeys:
+    """The KEKs, never created by an operator command: a missing file means the wrong directory
     or host, and a fresh KEK would only make keys no server can open."""
     with common.one_line_errors():
-        return load_kek(settings, create=False)
+        return load_keks(settings, create=False)
 
 
 def _warn_early(rotation: key_lifecycle.Rotation, settings: Settings) -> None:

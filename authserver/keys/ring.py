@@ -13,7 +13,7 @@ from typing import Any
 
 from joserfc.jwk import RSAKey
 
-from authserver.keys.kek import KeyDecryptionError, decrypt_private_key
+from authserver.keys.kek import KeyDecryptionError, KeyEncryptionKeys, open_private_key
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
@@ -69,12 +69,12 @@ def public_jwks(
 
 
 def build_key_ring(
-    records: list[SigningKeyRecord], settings: Settings, kek: bytes, now: datetime
+    records: list[SigningKeyRecord], settings: Settings, keks: KeyEncryptionKeys, now: datetime
 ) -> KeyRing:
     current = [record for record in records if record.state == "current"]
     if not current:
         raise NoSigningKey("no current signing key in the database; run `authserver db upgrade`")
-    pem = decrypt_private_key(kek, current[0].kid, current[0].private_key)
+    pem, _kek = open_private_key(keks, current[0])
     signing_key = RSAKey.import_key(pem, parameters={"use": "sig", "alg": ALG})
     signing_key.ensure_kid()
     if signing_key.kid != current[0].kid:
@@ -100,5 +100,7 @@ def build_key_ring(
     )
 
 
-async def load_key_ring(db: Database, settings: Settings, kek: bytes, now: datetime) -> KeyRing:
-    return build_key_ring(await key_store.list_keys(db), settings, kek, now)
+async def load_key_ring(
+    db: Database, settings: Settings, keks: KeyEncryptionKeys, now: datetime
+) -> KeyRing:
+    return build_key_ring(await key_store.list_keys(db), settings, keks, now)

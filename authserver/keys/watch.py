@@ -51,7 +51,7 @@ async def check_keys(svc: Services) -> None:
     a failed round keeps the keys this process has and tries again next round."""
     try:
         if svc.settings.key_rotation_interval:
-            rotation = await rotate_if_due(svc.db, svc.settings, svc.kek, svc.clock())
+            rotation = await rotate_if_due(svc.db, svc.settings, svc.keks, svc.clock())
             if rotation is not None:
                 await record(svc.db, rotation_event(rotation, "server", forced=False), svc.clock())
                 log.info(
@@ -73,7 +73,7 @@ async def reload_keys_if_changed(svc: Services) -> None:
     ring = svc.keys
     if states == ring.states and (ring.changes_at is None or now < ring.changes_at):
         return
-    svc.keys = await load_key_ring(svc.db, svc.settings, svc.kek, now)
+    svc.keys = await load_key_ring(svc.db, svc.settings, svc.keks, now)
     if svc.keys.kid != ring.kid:
         log.info("signing with key %s (was %s)", svc.keys.kid, ring.kid)
 

@@ -107,7 +107,7 @@ async def test_tokens_signed_before_a_rotation_verify_until_they_expire_then_the
     old_kid = kid_of(old_token)
 
     clock.advance(settings.jwks_max_age)  # the next key has now been published long enough
-    rotation = await key_lifecycle.rotate(services.db, settings, services.kek, clock())
+    rotation = await key_lifecycle.rotate(services.db, settings, services.keks, clock())
     await check_keys(services)  # what the watcher does within KEYS_REFRESH_INTERVAL
     assert rotation.retired_kid == old_kid
 
@@ -147,7 +147,7 @@ async def test_the_next_key_is_published_before_it_signs(
     """Whatever a resource server cached before the rotation already holds the new signer."""
     cached_before_rotation = await jwks(http)
     clock.advance(services.settings.jwks_max_age)
-    await key_lifecycle.rotate(services.db, services.settings, services.kek, clock())
+    await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
     await check_keys(services)
     token = await access_token(http, client)
     assert verify(token, cached_before_rotation, clock().timestamp())
@@ -158,7 +158,7 @@ async def test_revoking_the_current_key_keeps_issuance_working_and_unpublishes_i
 ) -> None:
     compromised = kid_of(await access_token(http, client))
     revocation = await key_lifecycle.revoke(
-        services.db, services.settings, services.kek, compromised, clock()
+        services.db, services.settings, services.keks, compromised, clock()
     )
     await check_keys(services)
     assert revocation.promoted is not None
@@ -175,7 +175,7 @@ async def test_a_running_server_picks_up_a_rotation_within_the_refresh_interval(
 ) -> None:
     """No call into the app: only its own watcher (KEYS_REFRESH_INTERVAL 0.2 s here)."""
     clock.advance(services.settings.jwks_max_age)
-    rotation = await key_lifecycle.rotate(services.db, services.settings, services.kek, clock())
+    rotation = await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
     started = time.monotonic()
     while kid_of(await access_token(http, client)) != rotation.current_kid:
         assert time.monotonic() - started < 5, "rotation not picked up"
