@@ -9,7 +9,7 @@ import click
 from authserver.cli import common
 from authserver.keys import lifecycle as key_lifecycle
 from authserver.keys.kek import KeyEncryptionKeys, load_keks
-from authserver.keys.ring import public_jwks
+from authserver.keys.ring import is_published, public_jwks
 from authserver.observability.audit import AuditEvent, operator, record
 from authserver.services import utc_now
 from authserver.settings import Settings
@@ -52,14 +52,13 @@ def keys_list(as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
-    published = {jwk["kid"] for jwk in public_jwks(records, settings, now)}
     table = [
         {
             "kid": key.kid,
             "state": key.state,
             "alg": key.alg,
             "size": key.size,
-            "published": key.kid in published,
+            "published": is_published(key, settings, now),
             "created_at": common.iso(key.created_at),
             "activated_at": common.iso(key.activated_at),
             "ended_at": common.iso(key.retired_at or key.revoked_at),
@@ -139,10 +138,14 @@ def keys_revoke(kid: str) -> None:
 @keys.command("export-jwks")
 def keys_export_jwks() -> None:
     """Print the public JWKS (what /.well-known/jwks.json serves), e.g. to pin or pre-seed
-    resource servers. Public keys only."""
+    resource servers. Public keys only, each computed from its private key (so it needs the
+    KEK) and refused if its row was altered."""
     settings = common.load()
+    keks = _operator_kek(settings)
     records = common.run(settings, key_store.list_keys)
-    click.echo(json.dumps({"keys": public_jwks(records, settings, utc_now())}, indent=2))
+    with common.one_line_errors():
+        published = public_jwks(records, settings, keks, utc_now())
+    click.echo(json.dumps({"keys": published}, indent=2))
 
 
 def _operator_kek(settings: Settings) -> KeyEncryptionKeys:

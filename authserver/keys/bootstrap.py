@@ -16,6 +16,7 @@ from authserver.keys.kek import (
     seal_private_key,
     sealing_kek,
 )
+from authserver.keys.ring import is_published, public_jwk_of
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
@@ -56,8 +57,10 @@ async def ensure_signing_keys(
     `current` and one `next` in, and the losers simply use the winners' keys.
     """
     records = await key_store.list_keys(db)
-    for record in records:  # refuse to go on with KEKs that cannot open the existing keys
-        if record.state != "revoked":
+    for record in records:  # refuse to go on with KEKs that cannot open the existing keys,
+        if is_published(record, settings, now):  # or with a published key altered (finding 9)
+            public_jwk_of(record, keks)
+        elif record.state != "revoked":
             open_private_key(keks, record)
     states = {record.state for record in records}
     for state in ("current", "next"):

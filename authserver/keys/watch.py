@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from authserver.keys.kek import KeyDecryptionError
 from authserver.keys.lifecycle import rotate_if_due, rotation_event
 from authserver.keys.ring import load_key_ring
 from authserver.observability.audit import record
@@ -63,6 +64,8 @@ async def check_keys(svc: Services) -> None:
         await reload_keys_if_changed(svc)
     except DATABASE_UNAVAILABLE:
         log.warning("key check: database unavailable; keeping the current keys")
+    except KeyDecryptionError as exc:  # each round until fixed: only the operator can fix it
+        log.error("key check: %s; keeping the current keys", exc)
     except Exception:
         log.exception("key check failed; keeping the current keys")
 

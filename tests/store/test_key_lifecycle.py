@@ -52,7 +52,7 @@ async def by_state(db: Database) -> dict[str, list[SigningKeyRecord]]:
 
 
 def published_kids(records: list[SigningKeyRecord], settings: Settings, now: datetime) -> set[str]:
-    return {jwk["kid"] for jwk in public_jwks(records, settings, now)}
+    return {jwk["kid"] for jwk in public_jwks(records, settings, KEK, now)}
 
 
 async def test_rotation_is_refused_until_the_next_key_was_published_for_jwks_max_age(
