@@ -89,7 +89,7 @@ async def rotate(
     new_next = await _new_next_key(settings, sealing_kek(keks, records), now)
     await key_store.promote_next(
         db,
-        current_kid=current.kid,
+        current=current,
         next_kid=next_key.kid,
         new_next=new_next,
         now=now,
@@ -123,7 +123,7 @@ async def revoke(
         new_next = await _new_next_key(settings, kek, now)
         await key_store.promote_next(
             db,
-            current_kid=kid,
+            current=target,
             next_kid=next_key.kid,
             new_next=new_next,
             now=now,
@@ -132,7 +132,14 @@ async def revoke(
         wait = next_rotation_wait(records, settings, now)
         return Revocation(kid, "current", Rotation(kid, next_key.kid, new_next.kid, wait), None)
     new_next_record = await _new_next_key(settings, kek, now) if target.state == "next" else None
-    await key_store.revoke_key(db, kid=kid, state=target.state, now=now, new_next=new_next_record)
+    await key_store.revoke_key(
+        db,
+        kid=kid,
+        state=target.state,
+        now=now,
+        new_next=new_next_record,
+        current=_one(records, "current") if new_next_record is not None else None,
+    )
     return Revocation(
         kid, target.state, None, new_next_record.kid if new_next_record is not None else None
     )
