@@ -34,6 +34,11 @@ class KeyDecryptionError(Exception):
     """The configured KEKs do not open a stored key (wrong key, or a tampered row)."""
 
 
+class KekNotConfigured(KeyDecryptionError):
+    """A stored key is sealed under a KEK this process does not hold (a KEK rotation it has not
+    been given yet)."""
+
+
 @dataclass(frozen=True)
 class Kek:
     id: str  # public: printed, logged and stored next to each ciphertext it sealed
@@ -184,7 +189,7 @@ def open_private_key(keks: KeyEncryptionKeys, record: SigningKeyRecord) -> tuple
         decrypt_private_key(keks.current.key, record.kid, record.private_key)  # raises
     kek = keks.find(record.kek_id or "")
     if kek is None:
-        raise KeyDecryptionError(
+        raise KekNotConfigured(
             f"KEY_ENCRYPTION_KEY does not decrypt signing key {record.kid}: it is sealed under "
             f"KEK {record.kek_id}, which is neither KEY_ENCRYPTION_KEY ({keks.current.id}) nor "
             "one of PREVIOUS_KEY_ENCRYPTION_KEYS"
