@@ -52,6 +52,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         _warn_if_exposed(settings)
         try:
             keks = load_keks(settings)
+            log.info(  # public fingerprints: lets an operator check a KEK rollout host by host
+                "key-encryption keys: KEY_ENCRYPTION_KEY is KEK %s; previous KEKs: %s",
+                keks.current.id,
+                ", ".join(kek.id for kek in keks.previous) or "none",
+            )
             now = clock()
             await ensure_signing_keys(db, settings, keks, now)
             services = Services(

@@ -201,6 +201,20 @@ BAD_STARTS: dict[str, BadStart] = {
     "kek_file_malformed": BadStart(
         ["db", "upgrade"], {}, ("key_encryption_key",), {"keys/kek": "garbage\n"}
     ),
+    "previous_kek_malformed": BadStart(
+        ["keys", "rekey"],
+        {"AUTHSERVER_PREVIOUS_KEY_ENCRYPTION_KEYS": f'["{new_kek()}", "{SHORT_KEK}"]'},
+        ("previous_key_encryption_keys[1]",),
+        {"keys/kek": f"{new_kek()}\n"},
+        secret=SHORT_KEK,
+    ),
+    "previous_kek_not_a_json_list": BadStart(
+        ["keys", "rekey"],
+        {"AUTHSERVER_PREVIOUS_KEY_ENCRYPTION_KEYS": MALFORMED_KEK},
+        ("previous_key_encryption_keys",),
+        {},
+        secret=MALFORMED_KEK,
+    ),
     # Review finding 8: OpenSSH refuses a private key others can read; so does serve a KEK.
     "kek_file_readable_by_others": BadStart(
         serve_args(),

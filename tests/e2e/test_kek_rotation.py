@@ -113,6 +113,13 @@ async def test_rekey_with_servers_on_the_old_and_the_new_kek_running_on_postgres
     new_server = serve(home.path, env={**rolled_out, **fast})
     published = jwks_of(old_server)
     assert jwks_of(new_server) == published
+    # Each server names its KEKs by id at start: how an operator checks the rollout.
+    assert f"KEY_ENCRYPTION_KEY is KEK {kek_id(old)}; previous KEKs: none" in (
+        old_server.log.read_text()
+    )
+    assert f"KEY_ENCRYPTION_KEY is KEK {kek_id(new)}; previous KEKs: {kek_id(old)}" in (
+        new_server.log.read_text()
+    )
     found = await secrets_of(postgres_database_url, [old_text, new_text], [old, new])
 
     # 2. Rekey: every key moves to the new KEK; both servers go on as they were.

@@ -231,3 +231,16 @@ async def test_revoking_the_next_key_before_a_rekey_does_not_commit_after_it(
     with pytest.raises(KeyStateConflict):
         await key_lifecycle.revoke(old_keys, settings, ROLLED_OUT, next_key.kid, START)
     assert set(sealing(await key_store.list_keys(old_keys)).values()) == {NEW_ONLY.current.id}
+
+
+async def test_a_rekey_to_the_wrong_new_kek_is_undone_by_a_rekey_to_the_right_one(
+    old_keys: Database, settings: Settings
+) -> None:
+    """The operator's KEY_ENCRYPTION_KEY was not the one given to the servers: nothing is lost
+    (the servers keep the keys they hold); rekey again, the wrong KEK as a previous one."""
+    wrong = key_encryption_keys(b"w" * 32, b"o" * 32)
+    await key_rekey.rekey(old_keys, wrong)
+    right = key_encryption_keys(b"n" * 32, b"w" * 32)
+    result = await key_rekey.rekey(old_keys, right)
+    assert result.from_kek_ids == (wrong.current.id,)
+    build_key_ring(await key_store.list_keys(old_keys), settings, NEW_ONLY, START)
