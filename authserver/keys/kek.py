@@ -113,12 +113,15 @@ def read_kek_file(path: Path) -> list[bytes]:
 
 def _read_private_file(path: Path) -> str:
     """The file's text, refused (like OpenSSH refuses a private key) when anyone but its owner
-    may read or change it: a KEK other users can read is as good as published. Checked on the
-    open file, so the file checked is the file read."""
+    may read or change it: a KEK other users can read is as good as published. One exception,
+    PostgreSQL's for its key files: a file root owns may also be readable by its group (a secret
+    that root provisions for a service's group, e.g. a Kubernetes secret volume with fsGroup).
+    Checked on the open file, so the file checked is the file read."""
     try:
         with path.open("rb") as file:
-            mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
-            if mode & 0o077:
+            status = os.fstat(file.fileno())
+            mode = stat.S_IMODE(status.st_mode)
+            if too_open(mode, owner=status.st_uid, reader=os.geteuid()):
                 raise ConfigError(
                     f"key_encryption_key: {path} is accessible by other users (mode {mode:04o}); "
                     f"it must be readable by its owner only: chmod 600 {path}"
@@ -128,6 +131,13 @@ def _read_private_file(path: Path) -> str:
         raise ConfigError(
             f"key_encryption_key: cannot read {path}: {exc.__class__.__name__}"
         ) from None
+
+
+def too_open(mode: int, *, owner: int, reader: int) -> bool:
+    """Whether a KEK file with `mode`, owned by uid `owner` and read by uid `reader`, lets other
+    users in: any group or other bit, but the group's read bit when root provides the file."""
+    provisioned_by_root = owner == 0 and reader != 0
+    return bool(mode & (0o037 if provisioned_by_root else 0o077))
 
 
 def _decode_kek(text: str, name: str) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from authserver.keys.kek import KeyEncryptionKeys, kek_id, load_keks
+from authserver.keys.kek import KeyEncryptionKeys, kek_id, load_keks, too_open
 from authserver.settings import ConfigError, Settings
 
 KEK_TEXT = base64.urlsafe_b64encode(b"f" * 32).decode().rstrip("=")
@@ -149,3 +149,23 @@ def test_a_kek_never_shows_in_a_repr() -> None:
         assert text(key) not in shown
     assert kek_id(NEW) in shown
     assert isinstance(keks, KeyEncryptionKeys)
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "reader", "refused"),
+    [
+        (0o600, 1000, 1000, False),
+        (0o400, 1000, 1000, False),
+        (0o640, 1000, 1000, True),
+        (0o640, 0, 0, True),  # root reading its own file: owner only
+        (0o640, 0, 1000, False),  # root provides it to the service's group: PostgreSQL's rule
+        (0o440, 0, 1000, False),
+        (0o644, 0, 1000, True),
+        (0o660, 0, 1000, True),
+        (0o650, 0, 1000, True),
+    ],
+)
+def test_only_its_owner_may_access_a_kek_file_or_roots_group_may_read_it(
+    mode: int, owner: int, reader: int, refused: bool
+) -> None:
+    assert too_open(mode, owner=owner, reader=reader) is refused
