@@ -97,7 +97,7 @@ def public_jwk_of(record: SigningKeyRecord, keks: KeyEncryptionKeys) -> dict[str
             f"signing key {record.kid}: the public key stored with it is not the public half of "
             "its private key (the row was altered); refusing to publish it"
         )
-    return jwk
+    return dict(sorted(jwk.items()))  # members in the stored order: the JWKS bytes stay the same
 
 
 def build_key_ring(
