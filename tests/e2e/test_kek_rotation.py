@@ -147,14 +147,14 @@ async def test_rekey_with_servers_on_the_old_and_the_new_kek_running_on_postgres
     assert_signs_verifiable_tokens(third_server, home, current)
     rotated = cli("keys", "rotate", "--now", env=on_new)
     kids = rotation_kids(rotated)
-    wait_until_signing_with([new_server, third_server], home, kids["current"], limit=10)
+    wait_until_signing_with([new_server, third_server], home, kids["current"], limit=20)
     for server in (new_server, third_server):
         assert_signs_verifiable_tokens(server, home, kids["current"])
 
     # 4. The server on the old KEK alone cannot open the new keys: it keeps signing with the
     # key it has (still published, as retired, for ACCESS_TOKEN_TTL and a little more) and says
     # why in its log, until it is restarted with the new KEK.
-    wait_for(lambda: kek_id(new) in old_server.log.read_text(), 10, "no complaint in the log")
+    wait_for(lambda: kek_id(new) in old_server.log.read_text(), 20, "no complaint in the log")
     complaint = next(
         line for line in old_server.log.read_text().splitlines() if kek_id(new) in line
     )
@@ -201,7 +201,7 @@ def test_rekey_with_the_kek_file_needs_no_restart(
 
     write_kek_file(kek_file, [new_text])
     kids = rotation_kids(cli("keys", "rotate", "--now"))
-    wait_until_signing_with(servers, home, kids["current"], limit=10)
+    wait_until_signing_with(servers, home, kids["current"], limit=20)
     for server in servers:
         assert_signs_verifiable_tokens(server, home, kids["current"])
     for output in (rekeyed.output, *(server.log.read_text() for server in servers)):
