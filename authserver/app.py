@@ -29,7 +29,7 @@ from authserver.http.revoke import revoke_endpoint
 from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
 from authserver.keys.bootstrap import ensure_signing_keys
-from authserver.keys.kek import load_kek
+from authserver.keys.kek import load_keks
 from authserver.keys.ring import load_key_ring
 from authserver.keys.watch import watch_keys
 from authserver.login.limits import LockoutPolicy
@@ -38,7 +38,7 @@ from authserver.observability.metrics import make_metrics
 from authserver.observability.sampler import metrics_running
 from authserver.services import Services, utc_now
 from authserver.settings import Settings, load_settings
-from authserver.store.db import DATABASE_UNAVAILABLE, open_database
+from authserver.store.db import DATABASE_UNAVAILABLE, exposed_database_file, open_database
 
 log = logging.getLogger("authserver")
 
@@ -49,17 +49,23 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = open_database(settings)
+        _warn_if_exposed(settings)
         try:
-            kek = load_kek(settings)
+            keks = load_keks(settings)
+            log.info(  # public fingerprints: lets an operator check a KEK rollout host by host
+                "key-encryption keys: KEY_ENCRYPTION_KEY is KEK %s; previous KEKs: %s",
+                keks.current.id,
+                ", ".join(kek.id for kek in keks.previous) or "none",
+            )
             now = clock()
-            await ensure_signing_keys(db, settings, kek, now)
+            await ensure_signing_keys(db, settings, keks, now)
             services = Services(
                 settings=settings,
                 db=db,
                 passwords=make_passwords(settings),
                 lockout=LockoutPolicy.from_settings(settings),
-                kek=kek,
-                keys=await load_key_ring(db, settings, kek, now),
+                keks=keks,
+                keys=await load_key_ring(db, settings, keks, now),
                 metrics=make_metrics(),
                 clock=clock,
             )
@@ -102,6 +108,19 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
+
+
+def _warn_if_exposed(settings: Settings) -> None:
+    exposed = exposed_database_file(settings.database_url)
+    if exposed is not None:
+        path, mode = exposed
+        log.warning(
+            "database file %s is accessible by other users (mode %04o), and it holds password "
+            "hashes and encrypted signing keys: chmod 600 %s*",
+            path,
+            mode,
+            path,
+        )
 
 
 def app_from_environment() -> Starlette:

@@ -68,3 +68,4 @@ class SigningKeyRecord:
     activated_at: datetime | None
     retired_at: datetime | None
     revoked_at: datetime | None
+    kek_id: str | None  # the KEK that sealed `private_key`; None: stored before KEK ids existed

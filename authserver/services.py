@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from authserver.keys.kek import KeyEncryptionKeys
 from authserver.keys.ring import KeyRing
 from authserver.login.limits import LockoutPolicy
 from authserver.login.passwords import Passwords
@@ -25,7 +26,7 @@ class Services:
     db: Database
     passwords: Passwords
     lockout: LockoutPolicy
-    kek: bytes = field(repr=False)  # never in a repr: tracebacks, test reports, debuggers
+    keks: KeyEncryptionKeys = field(repr=False)  # replaced when the KEK file is re-read
     keys: KeyRing  # replaced (never mutated) when the key poller sees a change
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now

@@ -138,13 +138,26 @@ class Settings(BaseSettings):
         description="The key-encryption key (KEK): URL-safe base64 of 32 random bytes, which "
         "encrypts private signing keys at rest (AES-256-GCM). Unset: KEY_ENCRYPTION_KEY_FILE. "
         "Every host that shares the database needs the same value; set it from a secret store "
-        "through the environment rather than in the file.",
+        "through the environment rather than in the file. To replace it, see the KEK rotation "
+        "runbook: `keys rekey` seals every key under this one.",
     )
     key_encryption_key_file: Path = Field(
         default=Path("keys/kek"),
         description="Where the KEK is read from when KEY_ENCRYPTION_KEY is unset; `serve` "
-        "creates it (mode 0600) on first start. Relative to the working directory. Back it up "
-        "with the database: without it the stored signing keys cannot be opened.",
+        "creates it (mode 0600) on first start, and a file other users may access is refused. "
+        "One KEK per line: the first is the KEY_ENCRYPTION_KEY, the others are previous KEKs "
+        "(see PREVIOUS_KEY_ENCRYPTION_KEYS); a serving process re-reads the file when it meets "
+        "a key sealed under a KEK it does not hold. Relative to the working directory. Back it "
+        "up apart from the database: without it the stored signing keys cannot be opened.",
+    )
+    previous_key_encryption_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Former KEKs, during a KEK rotation: they open the keys still sealed under "
+        "them. A JSON list, e.g. AUTHSERVER_PREVIOUS_KEY_ENCRYPTION_KEYS='[\"…\"]'. Each "
+        "stored key names the KEK that sealed it (by its id, a public fingerprint), so no KEK is "
+        "tried in vain. Until `keys rekey` has moved every key to KEY_ENCRYPTION_KEY, new keys "
+        "are sealed under the KEK of the current key, which processes not yet given the new "
+        "KEY_ENCRYPTION_KEY hold too. Empty again once the rotation is over.",
     )
     keys_refresh_interval: float = Field(
         default=5.0,

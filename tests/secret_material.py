@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from joserfc.jwk import RSAKey
 
-from authserver.keys.kek import decrypt_private_key
+from authserver.keys.kek import KeyEncryptionKeys, open_private_key
 from authserver.models import SigningKeyRecord
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
@@ -37,9 +37,9 @@ class Secrets:
         self.add("KEK (raw bytes)", repr(kek)[2:-1])
         self.add("KEK (hex)", kek.hex())
 
-    def add_signing_keys(self, records: list[SigningKeyRecord], kek: bytes) -> None:
+    def add_signing_keys(self, records: list[SigningKeyRecord], keks: KeyEncryptionKeys) -> None:
         for record in records:
-            pem = decrypt_private_key(kek, record.kid, record.private_key)
+            pem, _kek = open_private_key(keks, record)
             text = pem.decode()
             self.add(f"private key {record.kid} (PEM)", text)
             body = "".join(line for line in text.splitlines() if not line.startswith("-----"))

@@ -1,4 +1,5 @@
-"""`keys list | rotate [--now] | revoke KID | export-jwks` (SPEC "Signing keys")."""
+"""`keys list | rotate [--now] | revoke KID | export-jwks` (SPEC "Signing keys"), and `keys
+rekey` (KEK rotation)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import click
 
 from authserver.cli import common
 from authserver.keys import lifecycle as key_lifecycle
-from authserver.keys.kek import load_kek
-from authserver.keys.ring import public_jwks
+from authserver.keys import rekey as key_rekey
+from authserver.keys.kek import KeyEncryptionKeys, load_keks
+from authserver.keys.ring import is_published, public_jwks
 from authserver.observability.audit import AuditEvent, operator, record
 from authserver.services import utc_now
 from authserver.settings import Settings
@@ -52,14 +54,13 @@ def keys_list(as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
-    published = {jwk["kid"] for jwk in public_jwks(records, settings, now)}
     table = [
         {
             "kid": key.kid,
             "state": key.state,
             "alg": key.alg,
             "size": key.size,
-            "published": key.kid in published,
+            "published": is_published(key, settings, now),
             "created_at": common.iso(key.created_at),
             "activated_at": common.iso(key.activated_at),
             "ended_at": common.iso(key.retired_at or key.revoked_at),
@@ -139,17 +140,58 @@ def keys_revoke(kid: str) -> None:
 @keys.command("export-jwks")
 def keys_export_jwks() -> None:
     """Print the public JWKS (what /.well-known/jwks.json serves), e.g. to pin or pre-seed
-    resource servers. Public keys only."""
+    resource servers. Public keys only, each computed from its private key (so it needs the
+    KEK) and refused if its row was altered."""
     settings = common.load()
+    keks = _operator_kek(settings)
     records = common.run(settings, key_store.list_keys)
-    click.echo(json.dumps({"keys": public_jwks(records, settings, utc_now())}, indent=2))
+    with common.one_line_errors():
+        published = public_jwks(records, settings, keks, utc_now())
+    click.echo(json.dumps({"keys": published}, indent=2))
 
 
-def _operator_kek(settings: Settings) -> bytes:
-    """The KEK, never created by an operator command: a missing file means the wrong directory
+@keys.command("rekey")
+def keys_rekey() -> None:
+    """KEK rotation: re-encrypt every private signing key under KEY_ENCRYPTION_KEY (or the KEK
+    file's first line), opening each with the KEK that sealed it, KEY_ENCRYPTION_KEY or one of
+    PREVIOUS_KEY_ENCRYPTION_KEYS (the file's further lines).
+
+    One transaction: every key moves, or none (a key that does not open stops it before
+    anything is written). The keys themselves, the JWKS and every token stay as they are;
+    running servers keep serving. Prints KEK ids (public fingerprints), never a key. Run it
+    again to check: it then has nothing to do. See the KEK rotation runbook.
+    """
+    settings = common.load()
+    keks = _operator_kek(settings)
+
+    async def work(db: Database) -> key_rekey.Rekey:
+        result = await key_rekey.rekey(db, keks)
+        if result.resealed:
+            await record(db, key_rekey.rekey_event(result, operator()), utc_now())
+        return result
+
+    result = common.run(settings, work)
+    if not result.resealed:
+        click.echo(
+            f"all {result.keys} signing keys are already sealed under KEK {result.kek_id} "
+            "(KEY_ENCRYPTION_KEY); nothing to do"
+        )
+        return
+    click.echo(
+        f"re-encrypted {result.resealed} of {result.keys} signing keys under KEK {result.kek_id} "
+        f"(KEY_ENCRYPTION_KEY); they were sealed under KEK {', '.join(result.from_kek_ids)}"
+    )
+    click.echo(
+        "no key needs the previous KEK any more: remove it from PREVIOUS_KEY_ENCRYPTION_KEYS or "
+        f"the KEK file, once every serving process has KEK {result.kek_id}"
+    )
+
+
+def _operator_kek(settings: Settings) -> KeyEncryptionKeys:
+    """The KEKs, never created by an operator command: a missing file means the wrong directory
     or host, and a fresh KEK would only make keys no server can open."""
     with common.one_line_errors():
-        return load_kek(settings, create=False)
+        return load_keks(settings, create=False)
 
 
 def _warn_early(rotation: key_lifecycle.Rotation, settings: Settings) -> None:

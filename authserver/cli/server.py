@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from authserver.cli import common
 from authserver.keys.bootstrap import ensure_signing_keys
-from authserver.keys.kek import load_kek
+from authserver.keys.kek import load_keks
 from authserver.observability.logs import logging_config
 from authserver.observability.metrics import (
     MULTIPROCESS_ENV,
@@ -203,6 +203,6 @@ def _ensure_signing_keys(settings: Settings) -> None:
     wrong KEY_ENCRYPTION_KEY stops them before anything is served)."""
 
     async def ensure(db: Database) -> None:
-        await ensure_signing_keys(db, settings, load_kek(settings), utc_now())
+        await ensure_signing_keys(db, settings, load_keks(settings), utc_now())
 
     common.run(settings, ensure)

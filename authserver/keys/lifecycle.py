@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authserver.keys.bootstrap import generate_key, new_key_record
-from authserver.keys.kek import decrypt_private_key
+from authserver.keys.kek import Kek, KeyEncryptionKeys, open_private_key, sealing_kek
 from authserver.models import SigningKeyRecord
 from authserver.observability.audit import AuditEvent
 from authserver.settings import Settings
@@ -72,19 +72,24 @@ def next_rotation_wait(records: list[SigningKeyRecord], settings: Settings, now:
 
 
 async def rotate(
-    db: Database, settings: Settings, kek: bytes, now: datetime, *, force: bool = False
+    db: Database,
+    settings: Settings,
+    keks: KeyEncryptionKeys,
+    now: datetime,
+    *,
+    force: bool = False,
 ) -> Rotation:
     """Promote `next`, retire `current`, create a new `next` (SPEC: `keys rotate [--now]`)."""
     records = await key_store.list_keys(db)
-    _check_kek(records, kek)
+    _check_keks(records, keks)
     current, next_key = _one(records, "current"), _one(records, "next")
     wait = next_rotation_wait(records, settings, now)
     if wait and not force:
         raise RotationTooEarly(next_key.kid, wait, settings)
-    new_next = await _new_next_key(settings, kek, now)
+    new_next = await _new_next_key(settings, sealing_kek(keks, records), now)
     await key_store.promote_next(
         db,
-        current_kid=current.kid,
+        current=current,
         next_kid=next_key.kid,
         new_next=new_next,
         now=now,
@@ -102,7 +107,7 @@ class Revocation:
 
 
 async def revoke(
-    db: Database, settings: Settings, kek: bytes, kid: str, now: datetime
+    db: Database, settings: Settings, keks: KeyEncryptionKeys, kid: str, now: datetime
 ) -> Revocation:
     """Unpublish `kid` at once (SPEC: `keys revoke KID`); signing never stops."""
     records = await key_store.list_keys(db)
@@ -111,13 +116,14 @@ async def revoke(
         raise KeyLifecycleError(f"no signing key with kid {kid}; see `authserver keys list`")
     if target.state == "revoked":
         raise KeyLifecycleError(f"key {kid} is already revoked")
-    _check_kek(records, kek)
+    _check_keks(records, keks)
+    kek = sealing_kek(keks, records)
     if target.state == "current":
         next_key = _one(records, "next")
         new_next = await _new_next_key(settings, kek, now)
         await key_store.promote_next(
             db,
-            current_kid=kid,
+            current=target,
             next_kid=next_key.kid,
             new_next=new_next,
             now=now,
@@ -126,14 +132,21 @@ async def revoke(
         wait = next_rotation_wait(records, settings, now)
         return Revocation(kid, "current", Rotation(kid, next_key.kid, new_next.kid, wait), None)
     new_next_record = await _new_next_key(settings, kek, now) if target.state == "next" else None
-    await key_store.revoke_key(db, kid=kid, state=target.state, now=now, new_next=new_next_record)
+    await key_store.revoke_key(
+        db,
+        kid=kid,
+        state=target.state,
+        now=now,
+        new_next=new_next_record,
+        current=_one(records, "current") if new_next_record is not None else None,
+    )
     return Revocation(
         kid, target.state, None, new_next_record.kid if new_next_record is not None else None
     )
 
 
 async def rotate_if_due(
-    db: Database, settings: Settings, kek: bytes, now: datetime
+    db: Database, settings: Settings, keks: KeyEncryptionKeys, now: datetime
 ) -> Rotation | None:
     """KEY_ROTATION_INTERVAL: rotate once the current key is that old and rotation is safe.
 
@@ -149,7 +162,7 @@ async def rotate_if_due(
     if next_rotation_wait(records, settings, now):
         return None
     try:
-        return await rotate(db, settings, kek, now)
+        return await rotate(db, settings, keks, now)
     except key_store.KeyStateConflict:
         return None  # another process rotated first
 
@@ -163,13 +176,13 @@ def _one(records: list[SigningKeyRecord], state: str) -> SigningKeyRecord:
     return found[0]
 
 
-def _check_kek(records: list[SigningKeyRecord], kek: bytes) -> None:
-    """Raises KeyDecryptionError unless `kek` opens every key that may still sign."""
+def _check_keks(records: list[SigningKeyRecord], keks: KeyEncryptionKeys) -> None:
+    """Raises KeyDecryptionError unless `keks` open every key that may still sign."""
     for record in records:
         if record.state in ("current", "next"):
-            decrypt_private_key(kek, record.kid, record.private_key)
+            open_private_key(keks, record)
 
 
-async def _new_next_key(settings: Settings, kek: bytes, now: datetime) -> SigningKeyRecord:
+async def _new_next_key(settings: Settings, kek: Kek, now: datetime) -> SigningKeyRecord:
     key = await asyncio.to_thread(generate_key, settings.signing_key_size)
     return new_key_record(key, kek, "next", now)

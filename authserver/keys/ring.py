@@ -1,19 +1,30 @@
 """The KeyRing every request reads: an immutable snapshot of the key that signs (`current`) and
 the JWKS document bytes, prepared once per key change; and the rules of publication (which keys
 the JWKS holds, and until when).
+
+Review finding 9: every published key is computed from its decrypted private key, never taken
+from the row's `public_jwk` as it stands, so a row edited by someone who can write the database
+but lacks the KEK cannot publish a key of theirs. Each build opens each published key (2 to 4
+keys: `next`, `current`, retired ones until their tokens expire): an AES-GCM decryption and a
+PEM parse, about 0.1 ms a key; only the signing key also gets RSA's full consistency check (tens
+of milliseconds). A build happens at start, at each key change and when a retired key leaves the
+JWKS, never per request, and off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc.jwk import RSAKey
 
-from authserver.keys.kek import KeyDecryptionError, decrypt_private_key
+from authserver.keys.kek import KeyDecryptionError, KeyEncryptionKeys, open_private_key
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
@@ -60,26 +71,47 @@ def is_published(record: SigningKeyRecord, settings: Settings, now: datetime) ->
 
 
 def public_jwks(
-    records: list[SigningKeyRecord], settings: Settings, now: datetime
+    records: list[SigningKeyRecord], settings: Settings, keks: KeyEncryptionKeys, now: datetime
 ) -> list[dict[str, Any]]:
-    """The JWKS `keys` array: public members of every published key."""
+    """The JWKS `keys` array: the public half of every published key, computed from its private
+    key. Raises KeyDecryptionError if one does not open or does not match its row."""
     return [
-        json.loads(record.public_jwk) for record in records if is_published(record, settings, now)
+        public_jwk_of(record, keks) for record in records if is_published(record, settings, now)
     ]
 
 
+def public_jwk_of(record: SigningKeyRecord, keks: KeyEncryptionKeys) -> dict[str, Any]:
+    """`record`'s public JWK as computed from its private key; refused unless the row's kid (the
+    RFC 7638 thumbprint) and stored public JWK are exactly that key's."""
+    pem, _kek = open_private_key(keks, record)
+    # RSA's consistency check is skipped: the PEM is authenticated by AES-GCM under a KEK, so it
+    # is a key this server generated, and only its public numbers are read here.
+    private = load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+    if not isinstance(private, RSAPrivateKey):
+        raise KeyDecryptionError(f"signing key {record.kid} is not an RSA key")
+    public = RSAKey.import_key(private.public_key(), parameters={"use": "sig", "alg": ALG})
+    public.ensure_kid()
+    jwk = public.as_dict(private=False)
+    if public.kid != record.kid or jwk != json.loads(record.public_jwk):
+        raise KeyDecryptionError(
+            f"signing key {record.kid}: the public key stored with it is not the public half of "
+            "its private key (the row was altered); refusing to publish it"
+        )
+    return dict(sorted(jwk.items()))  # members in the stored order: the JWKS bytes stay the same
+
+
 def build_key_ring(
-    records: list[SigningKeyRecord], settings: Settings, kek: bytes, now: datetime
+    records: list[SigningKeyRecord], settings: Settings, keks: KeyEncryptionKeys, now: datetime
 ) -> KeyRing:
     current = [record for record in records if record.state == "current"]
     if not current:
         raise NoSigningKey("no current signing key in the database; run `authserver db upgrade`")
-    pem = decrypt_private_key(kek, current[0].kid, current[0].private_key)
+    pem, _kek = open_private_key(keks, current[0])
     signing_key = RSAKey.import_key(pem, parameters={"use": "sig", "alg": ALG})
     signing_key.ensure_kid()
     if signing_key.kid != current[0].kid:
         raise KeyDecryptionError(f"signing key {current[0].kid} does not match its kid")
-    published = public_jwks(records, settings, now)
+    published = public_jwks(records, settings, keks, now)
     jwks = json.dumps({"keys": published}, separators=(",", ":")).encode()
     verify_keys = parse_jwks(jwks)
     states = frozenset((record.kid, record.state) for record in records)
@@ -100,5 +132,8 @@ def build_key_ring(
     )
 
 
-async def load_key_ring(db: Database, settings: Settings, kek: bytes, now: datetime) -> KeyRing:
-    return build_key_ring(await key_store.list_keys(db), settings, kek, now)
+async def load_key_ring(
+    db: Database, settings: Settings, keks: KeyEncryptionKeys, now: datetime
+) -> KeyRing:
+    records = await key_store.list_keys(db)
+    return await asyncio.to_thread(build_key_ring, records, settings, keks, now)

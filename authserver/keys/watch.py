@@ -6,6 +6,12 @@ in the database with the ones its KeyRing was built from. On PostgreSQL a dedica
 also LISTENs on the channel that key changes NOTIFY, which wakes the poll at once; if that
 connection drops, polling alone carries on while it reconnects. The same loop runs automatic
 rotation (KEY_ROTATION_INTERVAL) and rebuilds the JWKS when a retired key's publication ends.
+
+KEK rotation: a key sealed under a KEK this process does not hold (`keys rekey` ran with a new
+KEY_ENCRYPTION_KEY) makes it re-read the KEK file, if that is where its KEKs came from, and try
+again: the operator's edit of the file is all it takes. KEKs from the settings (the environment)
+cannot change under a running process: until it is restarted with the new KEK it keeps the keys
+it has, and says so at each round.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ import asyncio
 import contextlib
 import logging
 
+from authserver.keys.kek import KekNotConfigured, KeyDecryptionError, load_keks
 from authserver.keys.lifecycle import rotate_if_due, rotation_event
 from authserver.keys.ring import load_key_ring
 from authserver.observability.audit import record
 from authserver.services import Services
+from authserver.settings import ConfigError
 from authserver.store import keys as key_store
 from authserver.store.db import DATABASE_UNAVAILABLE
 
@@ -50,21 +58,56 @@ async def check_keys(svc: Services) -> None:
     """One round: rotate if due, then reload the key ring if anything changed. Never raises:
     a failed round keeps the keys this process has and tries again next round."""
     try:
-        if svc.settings.key_rotation_interval:
-            rotation = await rotate_if_due(svc.db, svc.settings, svc.kek, svc.clock())
-            if rotation is not None:
-                await record(svc.db, rotation_event(rotation, "server", forced=False), svc.clock())
-                log.info(
-                    "automatic rotation: %s is current, %s retired, %s next",
-                    rotation.current_kid,
-                    rotation.retired_kid,
-                    rotation.next_kid,
-                )
-        await reload_keys_if_changed(svc)
+        try:
+            await _rotate_and_reload(svc)
+        except KekNotConfigured:
+            if not await _reread_kek_file(svc):
+                raise
+            await _rotate_and_reload(svc)
     except DATABASE_UNAVAILABLE:
         log.warning("key check: database unavailable; keeping the current keys")
+    except KekNotConfigured as exc:  # each round until fixed: only the operator can fix it
+        where = "the KEK file" if svc.keks.file is not None else "a restart with the new settings"
+        log.error("key check: %s; keeping the current keys until %s provides it", exc, where)
+    except KeyDecryptionError as exc:
+        log.error("key check: %s; keeping the current keys", exc)
     except Exception:
         log.exception("key check failed; keeping the current keys")
+
+
+async def _rotate_and_reload(svc: Services) -> None:
+    if svc.settings.key_rotation_interval:
+        rotation = await rotate_if_due(svc.db, svc.settings, svc.keks, svc.clock())
+        if rotation is not None:
+            await record(svc.db, rotation_event(rotation, "server", forced=False), svc.clock())
+            log.info(
+                "automatic rotation: %s is current, %s retired, %s next",
+                rotation.current_kid,
+                rotation.retired_kid,
+                rotation.next_kid,
+            )
+    await reload_keys_if_changed(svc)
+
+
+async def _reread_kek_file(svc: Services) -> bool:
+    """Whether the KEK file (if the KEKs came from it) now holds other KEKs, now in use."""
+    if svc.keks.file is None:
+        return False
+    try:
+        fresh = await asyncio.to_thread(load_keks, svc.settings, create=False)
+    except ConfigError as exc:
+        log.error("key check: %s; keeping the KEKs read before", exc)
+        return False
+    if fresh.all == svc.keks.all:
+        return False
+    svc.keks = fresh
+    log.info(
+        "re-read %s: KEY_ENCRYPTION_KEY is KEK %s; previous KEKs: %s",
+        fresh.file,
+        fresh.current.id,
+        ", ".join(kek.id for kek in fresh.previous) or "none",
+    )
+    return True
 
 
 async def reload_keys_if_changed(svc: Services) -> None:
@@ -73,7 +116,7 @@ async def reload_keys_if_changed(svc: Services) -> None:
     ring = svc.keys
     if states == ring.states and (ring.changes_at is None or now < ring.changes_at):
         return
-    svc.keys = await load_key_ring(svc.db, svc.settings, svc.kek, now)
+    svc.keys = await load_key_ring(svc.db, svc.settings, svc.keks, now)
     if svc.keys.kid != ring.kid:
         log.info("signing with key %s (was %s)", svc.keys.kid, ring.kid)
 

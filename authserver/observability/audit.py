@@ -35,6 +35,8 @@ EVENTS: Mapping[str, str] = {
     "tokens.purged": "an operator deleted expired rows",
     "key.rotated": "signing keys rotated (actor: operator, or `server` for automatic rotation)",
     "key.revoked": "a signing key was revoked",
+    "key.rekeyed": "an operator re-encrypted the private signing keys under KEY_ENCRYPTION_KEY "
+    "(subject: its KEK id; detail: keys, previous_kek_ids)",
     "user.created": "an operator created a user",
     "user.disabled": "an operator disabled a user (their sessions end)",
     "user.password_changed": "an operator set a user's password (their sessions end)",

@@ -15,6 +15,8 @@ single pooled connection that would wait forever; pass the open connection along
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -170,11 +172,38 @@ def open_database(settings: Settings) -> Database:
     return Database(engine, dialect)
 
 
+def create_private_file(path: Path) -> None:
+    """Create `path` (and its directory, 0700) readable by its owner only, whatever the umask,
+    unless it exists. Review finding 8: the SQLite database holds password hashes, token digests
+    and the encrypted signing keys; SQLite then creates its -wal, -shm and -journal files with
+    the database file's own mode. An existing file keeps its mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def exposed_database_file(database_url: str) -> tuple[Path, int] | None:
+    """SQLite: the database file and its mode if other users may access it (a file made by an
+    older version, with the umask), else None."""
+    database = make_url(database_url).database
+    if dialect_for(database_url) is not SQLITE or database in (None, "", ":memory:"):
+        return None
+    assert database is not None
+    try:
+        mode = stat.S_IMODE(os.stat(database).st_mode)
+    except FileNotFoundError:
+        return None
+    return (Path(database), mode) if mode & 0o077 else None
+
+
 def _sqlite_engine(database: str | None) -> AsyncEngine:
     memory = not database or database == ":memory:"
     if not memory:
         assert database is not None
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(Path(database))
     kwargs: dict[str, Any] = (
         {"poolclass": StaticPool}
         if memory

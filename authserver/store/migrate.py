@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
-from authserver.store.db import Database
+from authserver.store.db import Database, create_private_file
 
 
 class SchemaOutOfDate(Exception):
@@ -47,9 +47,10 @@ def upgrade(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         lock_path = Path(f"{url.database}.migrate-lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(lock_path)
         with lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            create_private_file(Path(url.database))  # before Alembic's engine creates it
             command.upgrade(config, "head")
     else:
         command.upgrade(config, "head")

@@ -154,6 +154,9 @@ signing_keys = Table(
     Column("activated_at", UTCDateTime, nullable=True),
     Column("retired_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # Which key-encryption key sealed private_key (its public id); NULL: a key stored before
+    # KEK ids existed, opened by trying each configured KEK until `keys rekey` names it.
+    Column("kek_id", String(32), nullable=True),
     CheckConstraint("state IN ('next', 'current', 'retired', 'revoked')", name="state"),
     # The database, not only the code, guarantees one `current` and one `next` key.
     Index(

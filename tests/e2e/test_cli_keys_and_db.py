@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
     Cli,
     CliResult,
     Invocation,
+    ServeFactory,
     assert_ok,
     assert_one_line_error,
     assert_recent_iso_utc,
@@ -144,8 +148,9 @@ class BadStart:
     args: list[str]
     env: dict[str, str]
     mentions: tuple[str, ...]
-    files: dict[str, str]  # path relative to the working directory -> content
+    files: dict[str, str]  # path relative to the working directory -> content (mode 0600)
     secret: str | None = None  # must not be echoed
+    modes: dict[str, int] = field(default_factory=dict)  # another mode for some of the files
 
 
 MALFORMED_KEK = "this is not a key!"
@@ -196,6 +201,28 @@ BAD_STARTS: dict[str, BadStart] = {
     "kek_file_malformed": BadStart(
         ["db", "upgrade"], {}, ("key_encryption_key",), {"keys/kek": "garbage\n"}
     ),
+    "previous_kek_malformed": BadStart(
+        ["keys", "rekey"],
+        {"AUTHSERVER_PREVIOUS_KEY_ENCRYPTION_KEYS": f'["{new_kek()}", "{SHORT_KEK}"]'},
+        ("previous_key_encryption_keys[1]",),
+        {"keys/kek": f"{new_kek()}\n"},
+        secret=SHORT_KEK,
+    ),
+    "previous_kek_not_a_json_list": BadStart(
+        ["keys", "rekey"],
+        {"AUTHSERVER_PREVIOUS_KEY_ENCRYPTION_KEYS": MALFORMED_KEK},
+        ("previous_key_encryption_keys",),
+        {},
+        secret=MALFORMED_KEK,
+    ),
+    # Review finding 8: OpenSSH refuses a private key others can read; so does serve a KEK.
+    "kek_file_readable_by_others": BadStart(
+        serve_args(),
+        {},
+        ("keys/kek", "0644", "chmod 600"),
+        {"keys/kek": f"{new_kek()}\n"},
+        modes={"keys/kek": 0o644},
+    ),
 }
 
 
@@ -207,6 +234,7 @@ def bad_starts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]
         for relative, content in case.files.items():
             (home / relative).parent.mkdir(parents=True, exist_ok=True)
             (home / relative).write_text(content)
+            (home / relative).chmod(case.modes.get(relative, 0o600))
         invocations.append(Invocation(case.args, home, case.env))
     results = run_concurrently(*invocations, timeout=REFUSAL_TIMEOUT)
     return dict(zip(BAD_STARTS, results, strict=True))
@@ -263,3 +291,51 @@ def test_two_db_upgrades_at_once_on_empty_postgresql_leave_one_current_and_one_n
     for result in results:
         assert_ok(result)
     assert_one_current_and_one_next(keys_of(cli("keys", "list", "--json", env=env)))
+
+
+# --- file modes (review finding 8) ------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, under which a plain open() makes files every user can read."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def file_modes(home: Path) -> dict[str, int]:
+    names = ["var/authserver.db", "var/authserver.db-wal", "var/authserver.db-shm", "keys/kek"]
+    return {name: stat.S_IMODE((home / name).stat().st_mode) for name in names}
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_first_serve_creates_the_database_and_kek_readable_by_their_owner_only(
+    tmp_path: Path, serve: ServeFactory
+) -> None:
+    server = serve(tmp_path)
+    assert httpx.get(f"{server.base_url}/.well-known/jwks.json", timeout=10).status_code == 200
+    assert file_modes(tmp_path) == dict.fromkeys(file_modes(tmp_path), 0o600)
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_serve_warns_about_an_existing_database_other_users_can_read(
+    tmp_path: Path, cli: Cli, serve: ServeFactory
+) -> None:
+    """An older version created it 0644: serve says so (and how to fix it) but still starts;
+    changing the mode of the operator's file is theirs to do."""
+    assert_ok(cli("db", "upgrade"))
+    database = tmp_path / "var" / "authserver.db"
+    database.chmod(0o644)
+    server = serve(tmp_path)
+    warnings = [
+        line for line in server.log.read_text().splitlines() if "accessible by other users" in line
+    ]
+    assert len(warnings) == 1, server.log.read_text()
+    assert "var/authserver.db" in warnings[0]
+    assert "0644" in warnings[0]
+    assert "chmod 600" in warnings[0]
+    assert stat.S_IMODE(database.stat().st_mode) == 0o644

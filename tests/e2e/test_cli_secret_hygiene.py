@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from authserver.keys.kek import key_encryption_keys
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import open_database
@@ -142,7 +143,7 @@ async def test_no_command_and_no_server_log_shows_a_secret(
         found.add(f"refresh token #{index}", token)
     db = open_database(Settings(database_url=postgres_database_url))
     try:
-        found.add_signing_keys(await key_store.list_keys(db), kek)
+        found.add_signing_keys(await key_store.list_keys(db), key_encryption_keys(kek))
     finally:
         await db.dispose()
 

@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import secrets
+import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from joserfc.jwk import RSAKey
 
 from tests.e2e.conftest import (
     Cli,
@@ -292,3 +294,24 @@ def test_automatic_rotation_happens_once_across_two_servers(
             break
         assert time.monotonic() < deadline, "the servers do not sign with the current key"
         time.sleep(0.1)
+
+
+def test_export_jwks_and_db_upgrade_refuse_a_key_whose_row_was_altered(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """Review finding 9, as an operator meets it: a foreign public key in the `next` row is
+    neither exported nor accepted by `db upgrade` (deploy pipelines run it first)."""
+    assert_ok(cli("db", "upgrade"))
+    next_kid = keys_by_state(cli)["next"][0]
+    foreign = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
+    public = foreign.as_dict(private=False)
+    public["kid"] = next_kid
+    with sqlite3.connect(tmp_path / "var" / "authserver.db") as database:
+        database.execute(
+            "UPDATE signing_keys SET public_jwk = ? WHERE kid = ?",
+            (json.dumps(public, sort_keys=True), next_kid),
+        )
+    for command in (["keys", "export-jwks"], ["db", "upgrade"]):
+        result = cli(*command)
+        assert_one_line_error(result, next_kid, "not the public half")
+        assert str(public["n"]) not in result.output

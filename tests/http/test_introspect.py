@@ -22,7 +22,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import update
 
 from authserver import admin
-from authserver.keys.kek import decrypt_private_key
+from authserver.keys.kek import open_private_key
 from authserver.keys.ring import load_key_ring
 from authserver.services import Services
 from authserver.store import keys as key_store
@@ -225,9 +225,7 @@ async def test_access_token_signed_by_the_published_next_key_is_active(
     """Any key in our JWKS counts (so retired-but-published keys do too), not only the current."""
     claims = jwt_parts((await login(http, app_client))["access_token"])[1]
     [next_record] = [r for r in await key_store.list_keys(services.db) if r.state == "next"]
-    next_key = RSAKey.import_key(
-        decrypt_private_key(services.kek, next_record.kid, next_record.private_key)
-    )
+    next_key = RSAKey.import_key(open_private_key(services.keks, next_record)[0])
     next_key.ensure_kid()
 
     body = await introspect(http, auditor, sign(next_key, claims))
@@ -382,7 +380,7 @@ async def test_access_token_signed_by_a_revoked_key_is_inactive(
             .where(signing_keys.c.kid == next_record.kid)
             .values(state="current", activated_at=datetime.now(UTC))
         )
-    services.keys = await load_key_ring(services.db, services.settings, services.kek, clock())
+    services.keys = await load_key_ring(services.db, services.settings, services.keks, clock())
 
     await assert_inactive(http, auditor, access_token)
 

@@ -6,6 +6,8 @@ issuance, and a running server picks every change up without a restart."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,15 +16,18 @@ import httpx
 import jwt
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from starlette.applications import Starlette
 
 from authserver.app import create_app
 from authserver.keys import lifecycle as key_lifecycle
+from authserver.keys.bootstrap import generate_key
+from authserver.keys.kek import KeyDecryptionError
 from authserver.keys.ring import RETIRED_KEY_LEEWAY
 from authserver.keys.watch import check_keys
 from authserver.services import Services
 from authserver.settings import Settings
+from authserver.store import keys as key_store
 from authserver.store.db import open_database
 from authserver.store.tables import signing_keys
 from tests.conftest import ISSUER, Clock, RegisteredClient
@@ -107,7 +112,7 @@ async def test_tokens_signed_before_a_rotation_verify_until_they_expire_then_the
     old_kid = kid_of(old_token)
 
     clock.advance(settings.jwks_max_age)  # the next key has now been published long enough
-    rotation = await key_lifecycle.rotate(services.db, settings, services.kek, clock())
+    rotation = await key_lifecycle.rotate(services.db, settings, services.keks, clock())
     await check_keys(services)  # what the watcher does within KEYS_REFRESH_INTERVAL
     assert rotation.retired_kid == old_kid
 
@@ -147,7 +152,7 @@ async def test_the_next_key_is_published_before_it_signs(
     """Whatever a resource server cached before the rotation already holds the new signer."""
     cached_before_rotation = await jwks(http)
     clock.advance(services.settings.jwks_max_age)
-    await key_lifecycle.rotate(services.db, services.settings, services.kek, clock())
+    await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
     await check_keys(services)
     token = await access_token(http, client)
     assert verify(token, cached_before_rotation, clock().timestamp())
@@ -158,7 +163,7 @@ async def test_revoking_the_current_key_keeps_issuance_working_and_unpublishes_i
 ) -> None:
     compromised = kid_of(await access_token(http, client))
     revocation = await key_lifecycle.revoke(
-        services.db, services.settings, services.kek, compromised, clock()
+        services.db, services.settings, services.keks, compromised, clock()
     )
     await check_keys(services)
     assert revocation.promoted is not None
@@ -175,7 +180,7 @@ async def test_a_running_server_picks_up_a_rotation_within_the_refresh_interval(
 ) -> None:
     """No call into the app: only its own watcher (KEYS_REFRESH_INTERVAL 0.2 s here)."""
     clock.advance(services.settings.jwks_max_age)
-    rotation = await key_lifecycle.rotate(services.db, services.settings, services.kek, clock())
+    rotation = await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
     started = time.monotonic()
     while kid_of(await access_token(http, client)) != rotation.current_kid:
         assert time.monotonic() - started < 5, "rotation not picked up"
@@ -197,3 +202,41 @@ async def test_the_server_rotates_by_itself_once_key_rotation_interval_has_passe
     second = kid_of(await access_token(http, client))
     assert second != first
     assert first in {key["kid"] for key in (await jwks(http))["keys"]}  # retired, still published
+
+
+async def test_a_running_server_never_publishes_a_key_whose_row_was_altered(
+    http: httpx.AsyncClient,
+    client: RegisteredClient,
+    services: Services,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review finding 9: someone who can write the database swaps the public key of the `next`
+    row for one of theirs, then a rotation makes every server rebuild its key ring. The server
+    refuses the altered row, keeps its keys and says why; a server starting refuses to."""
+    published_before = await jwks(http)
+    [next_row] = [r for r in await key_store.list_keys(services.db) if r.state == "next"]
+    foreign = generate_key(2048).as_dict(private=False)
+    foreign["kid"] = next_row.kid
+    async with services.db.transaction() as conn:
+        await conn.execute(
+            update(signing_keys)
+            .where(signing_keys.c.kid == next_row.kid)
+            .values(public_jwk=json.dumps(foreign, sort_keys=True))
+        )
+    clock.advance(services.settings.jwks_max_age)
+    rotation = await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
+
+    with caplog.at_level(logging.ERROR, logger="authserver.keys"):
+        await check_keys(services)
+    assert await jwks(http) == published_before
+    assert str(foreign["n"]) not in json.dumps(await jwks(http))
+    assert f"signing key {next_row.kid}" in caplog.text
+    assert "not the public half" in caplog.text
+    token = await access_token(http, client)
+    assert kid_of(token) == rotation.retired_kid  # still signs, with the key it had
+    assert verify(token, await jwks(http), clock().timestamp())
+
+    with pytest.raises(KeyDecryptionError, match="not the public half"):
+        async with LifespanManager(create_app(services.settings, clock=clock)):
+            pass

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from authserver import admin
-from authserver.keys.kek import load_kek
+from authserver.keys.kek import load_keks
 from authserver.observability.logs import JsonFormatter
 from authserver.services import Services
 from authserver.store import keys as key_store
@@ -191,8 +191,8 @@ async def test_no_secret_reaches_a_log_line_or_an_error_body(
 
     for index, token in enumerate(tokens):
         found.add(f"refresh token #{index}", token)
-    found.add_signing_keys(await key_store.list_keys(services.db), load_kek(services.settings))
-    found.add_kek(TEST_KEK, load_kek(services.settings))
+    found.add_signing_keys(await key_store.list_keys(services.db), load_keks(services.settings))
+    found.add_kek(TEST_KEK, load_keks(services.settings).current.key)
 
     formatter = JsonFormatter()
     server_side = [rec for rec in caplog.records if not rec.name.startswith(CLIENT_SIDE)]

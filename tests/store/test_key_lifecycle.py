@@ -12,7 +12,7 @@ from sqlalchemy import delete
 
 from authserver.keys import lifecycle as key_lifecycle
 from authserver.keys.bootstrap import ensure_signing_keys
-from authserver.keys.kek import KeyDecryptionError
+from authserver.keys.kek import KeyDecryptionError, key_encryption_keys
 from authserver.keys.lifecycle import KeyLifecycleError, RotationTooEarly
 from authserver.keys.ring import RETIRED_KEY_LEEWAY, build_key_ring, public_jwks
 from authserver.models import SigningKeyRecord
@@ -22,8 +22,10 @@ from authserver.store.db import Database, open_database
 from authserver.store.keys import KeyStateConflict
 from authserver.store.tables import signing_keys
 
-KEK = b"k" * 32  # the test suite's KEK (conftest.TEST_KEK): later tests reuse these keys
-OTHER_KEK = b"o" * 32
+KEK = key_encryption_keys(
+    b"k" * 32
+)  # the test suite's KEK (conftest.TEST_KEK): later tests reuse these keys
+OTHER_KEK = key_encryption_keys(b"o" * 32)
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MAX_AGE = 300
 
@@ -50,7 +52,7 @@ async def by_state(db: Database) -> dict[str, list[SigningKeyRecord]]:
 
 
 def published_kids(records: list[SigningKeyRecord], settings: Settings, now: datetime) -> set[str]:
-    return {jwk["kid"] for jwk in public_jwks(records, settings, now)}
+    return {jwk["kid"] for jwk in public_jwks(records, settings, KEK, now)}
 
 
 async def test_rotation_is_refused_until_the_next_key_was_published_for_jwks_max_age(
@@ -257,3 +259,16 @@ async def test_automatic_rotation_is_off_by_default(keyed_db: Database, settings
     assert settings.key_rotation_interval == 0
     far = START + timedelta(days=3650)
     assert await key_lifecycle.rotate_if_due(keyed_db, settings, KEK, far) is None
+
+
+async def test_until_rekey_new_keys_are_sealed_under_the_kek_of_the_current_key(
+    keyed_db: Database, settings: Settings
+) -> None:
+    """A process given a new KEY_ENCRYPTION_KEY (the old one as previous) rotates: the new `next`
+    key is sealed under the old KEK like the others, so processes not yet given the new one can
+    still open it. Only `keys rekey` moves the keys to the new KEK."""
+    rolled_out = key_encryption_keys(b"n" * 32, b"k" * 32)
+    rotation = await key_lifecycle.rotate(keyed_db, settings, rolled_out, START, force=True)
+    records = {record.kid: record for record in await key_store.list_keys(keyed_db)}
+    assert records[rotation.next_kid].kek_id == KEK.current.id
+    build_key_ring(list(records.values()), settings, KEK, START)  # the old KEK alone opens all

@@ -15,7 +15,7 @@ from authserver.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 REPLICAS = ("authserver-1", "authserver-2")
-COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +102,19 @@ def test_environment_values_are_valid_settings(services: dict[str, Any]) -> None
     """The values, with compose's ${VAR:-default} replaced by a plausible value, load."""
     environment = services["authserver-1"]["environment"]
     kek = "a" * 43
+
+    def plausible(match: re.Match[str]) -> str:
+        if match.group(1) == "AUTHSERVER_KEY_ENCRYPTION_KEY":
+            return kek
+        return match.group(3) if match.group(2) == "-" else "x"  # ${VAR:-default}: the default
+
     values: dict[str, Any] = {
-        name.removeprefix("AUTHSERVER_").lower(): COMPOSE_VARIABLE.sub(
-            lambda m: kek if m.group(1) == "AUTHSERVER_KEY_ENCRYPTION_KEY" else "x", str(value)
-        )
+        name.removeprefix("AUTHSERVER_").lower(): COMPOSE_VARIABLE.sub(plausible, str(value))
         for name, value in environment.items()
     }
     values["issuer"] = "http://localhost:8000"
-    values["trusted_proxies"] = yaml.safe_load(values["trusted_proxies"])
+    for json_list in ("trusted_proxies", "previous_key_encryption_keys"):
+        values[json_list] = yaml.safe_load(values[json_list])
     settings = Settings(**values)
     assert settings.trusted_proxies == [services["lb"]["networks"]["default"]["ipv4_address"]]
 
