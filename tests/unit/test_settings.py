@@ -28,6 +28,7 @@ def test_defaults_match_the_spec(config_file: Path) -> None:
     assert (settings.jwks_max_age, settings.keys_refresh_interval) == (300, 5.0)
     assert settings.scopes == []
     assert settings.audience == settings.issuer
+    assert (settings.session_ttl, settings.code_ttl, settings.templates_dir) == (43_200, 60, None)
 
 
 def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +61,9 @@ def test_list_in_the_environment_is_json(
         ("refresh_reuse_grace = 301\n", {}, "refresh_reuse_grace"),
         ('trusted_proxies = ["10.0.0.0/33"]\n', {}, "trusted_proxies"),
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
+        ("code_ttl = 601\n", {}, "code_ttl"),
+        ("session_ttl = 0\n", {}, "session_ttl"),
+        ('templates_dir = "/nonexistent/templates"\n', {}, "templates_dir"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_setting(
