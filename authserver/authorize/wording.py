@@ -3,8 +3,9 @@ scopes").
 
 Precedence: the operator's own description of a scope (the proposed SCOPE_DESCRIPTIONS setting,
 passed in as `descriptions`), then the common names below, then the `resource:action` shapes
-APIs use (`profile:read`, Auth0's `read:orders`, Google's and Azure's `orders.read`), and last a
-plain sentence with the scope's own name, so no scope is ever hidden from the person.
+APIs use (`profile:read`, Auth0's `read:orders`, Google's and Azure's `orders.read`), and last
+"Use the permission", which the page follows with the scope's own name: no scope is ever hidden
+from the person, and none is described as something it is not.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ACTIONS = {
     "manage": "Manage your {}",
     "admin": "Manage your {}",
 }
+FALLBACK = "Use the permission"  # the page shows the scope token right after it
 _SHAPE = re.compile(r"([a-z][a-z0-9_\-]*)[:.]([a-z][a-z0-9_\-]*)")
 
 
@@ -61,7 +63,7 @@ def describe_scope(scope: str, descriptions: Mapping[str, str] | None = None) ->
             return ACTIONS[second].format(_words(first))
         if first in ACTIONS:
             return ACTIONS[first].format(_words(second))
-    return f"Use the permission “{scope}”"
+    return FALLBACK
 
 
 def _words(name: str) -> str:
