@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from authserver.authorize.pkce import is_valid_pkce_value
-from authserver.redirect_uris import MAX_LENGTH as MAX_REDIRECT_URI_LENGTH
-from authserver.redirect_uris import match_redirect_uri
+from authserver.clients.redirect_uris import MAX_LENGTH as MAX_REDIRECT_URI_LENGTH
+from authserver.clients.redirect_uris import match_redirect_uri
 from authserver.settings import SCOPE_TOKEN
 
 Prompt = Literal["login", "none"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authserver.redirect_uris import match_redirect_uri, redirect_uri_problem
+from authserver.clients.redirect_uris import match_redirect_uri, redirect_uri_problem
 
 
 @pytest.mark.parametrize(
