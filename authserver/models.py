@@ -28,6 +28,11 @@ class Client:
     can_introspect: bool
     access_token_ttl: int | None
     created_at: datetime
+    # Sign-in through /authorize (issue 12): the registered redirect URIs, in registration order
+    # (clients/redirect_uris.py says what may be registered), and whether the user is asked to
+    # approve the app's scopes (`clients create --consent`).
+    redirect_uris: tuple[str, ...] = ()
+    consent: bool = False
 
     @property
     def is_public(self) -> bool:
