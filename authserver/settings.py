@@ -375,6 +375,11 @@ class Settings(BaseSettings):
                 "refresh_token_ttl: must not exceed refresh_family_max_age "
                 f"({self.refresh_family_max_age})"
             )
+        if self.session_ttl > self.refresh_family_max_age:  # a family counts from the sign-in
+            raise ValueError(
+                "session_ttl: must not exceed refresh_family_max_age "
+                f"({self.refresh_family_max_age})"
+            )
         return self
 
     @property

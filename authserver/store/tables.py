@@ -329,6 +329,15 @@ authorization_codes = Table(
     Column("code_challenge", String(128), nullable=False),
     Column("scope", Text, nullable=False),
     Column("auth_time", UTCDateTime, nullable=False),  # the login session's; family age counts
+    # The login session the code was issued in: /token starts a family only while it is live
+    # (ended by logout, a password change or disabling the user). SET NULL when purge deletes
+    # the ended session: the code is dead then, and a used one is kept for replay detection.
+    Column(
+        "session_id",
+        Uuid,
+        ForeignKey("login_sessions.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
     Column("issued_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),  # issued_at + CODE_TTL
     Column("used_at", UTCDateTime, nullable=True),
@@ -341,6 +350,7 @@ authorization_codes = Table(
     Index("ix_authorization_codes_client_id", "client_id"),
     Index("ix_authorization_codes_user_id", "user_id"),
     Index("ix_authorization_codes_family_id", "family_id"),
+    Index("ix_authorization_codes_session_id", "session_id"),
     Index("ix_authorization_codes_expires_at", "expires_at"),
 )
 

@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("code_challenge", sa.String(length=128), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
         sa.Column("auth_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
@@ -119,12 +120,19 @@ def upgrade() -> None:
             name=op.f("fk_authorization_codes_user_id_users"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["login_sessions.id"],
+            name=op.f("fk_authorization_codes_session_id_login_sessions"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_authorization_codes")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_authorization_codes_code_hash")),
     )
     op.create_index("ix_authorization_codes_client_id", "authorization_codes", ["client_id"])
     op.create_index("ix_authorization_codes_user_id", "authorization_codes", ["user_id"])
     op.create_index("ix_authorization_codes_family_id", "authorization_codes", ["family_id"])
+    op.create_index("ix_authorization_codes_session_id", "authorization_codes", ["session_id"])
     op.create_index("ix_authorization_codes_expires_at", "authorization_codes", ["expires_at"])
 
     op.create_table(
@@ -154,7 +162,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_consents_client_id", table_name="consents")
     op.drop_table("consents")
-    for name in ("client_id", "user_id", "family_id", "expires_at"):
+    for name in ("client_id", "user_id", "family_id", "session_id", "expires_at"):
         op.drop_index(f"ix_authorization_codes_{name}", table_name="authorization_codes")
     op.drop_table("authorization_codes")
     for name in ("client_id", "session_id", "expires_at"):

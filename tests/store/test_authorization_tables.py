@@ -50,7 +50,13 @@ async def _session(db: Database, user_id: uuid.UUID) -> uuid.UUID:
     return session_id
 
 
-async def _code(db: Database, user_id: uuid.UUID, client_id: str, family: uuid.UUID | None) -> None:
+async def _code(
+    db: Database,
+    user_id: uuid.UUID,
+    client_id: str,
+    family: uuid.UUID | None,
+    session_id: uuid.UUID | None = None,
+) -> None:
     async with db.transaction() as conn:
         await conn.execute(
             insert(authorization_codes).values(
@@ -66,6 +72,7 @@ async def _code(db: Database, user_id: uuid.UUID, client_id: str, family: uuid.U
                 issued_at=NOW,
                 expires_at=NOW + timedelta(seconds=60),
                 family_id=family,
+                session_id=session_id,
             )
         )
 
@@ -185,3 +192,15 @@ async def test_a_code_cannot_point_at_a_family_that_does_not_exist(db: Database)
     user_id, client_id = await _user_and_client(db)
     with pytest.raises(IntegrityError):
         await _code(db, user_id, client_id, uuid.uuid4())
+
+
+async def test_a_purged_session_unlinks_its_code_instead_of_deleting_it(db: Database) -> None:
+    """A used code is kept (for replay detection) after its session is purged; it can start no
+    family any more either way."""
+    user_id, client_id = await _user_and_client(db)
+    session_id = await _session(db, user_id)
+    await _code(db, user_id, client_id, None, session_id)
+    async with db.transaction() as conn:
+        await conn.execute(delete(login_sessions).where(login_sessions.c.id == session_id))
+    assert await _count(db, authorization_codes, client_id=client_id) == 1
+    assert await _count(db, authorization_codes, session_id=session_id) == 0

@@ -63,6 +63,11 @@ def test_list_in_the_environment_is_json(
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
         ("code_ttl = 601\n", {}, "code_ttl"),
         ("session_ttl = 0\n", {}, "session_ttl"),
+        (
+            "session_ttl = 90000\nrefresh_family_max_age = 86400\nrefresh_token_ttl = 3600\n",
+            {},
+            "session_ttl",
+        ),
         ('templates_dir = "/nonexistent/templates"\n', {}, "templates_dir"),
     ],
 )
