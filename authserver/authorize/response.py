@@ -62,3 +62,12 @@ def form_action_source(redirect_uri: str) -> str:
     if host.startswith("["):
         return f"{parts.scheme}:"
     return f"{parts.scheme}://{host}"
+
+
+def redirect_origin(redirect_uri: str) -> str:
+    """Where the person goes back to, as the consent page shows it: `https://app.example`,
+    `http://127.0.0.1:8001`, or a private-use scheme (`com.example.app:`) for a mobile app."""
+    parts = urlsplit(redirect_uri)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return f"{parts.scheme}:"

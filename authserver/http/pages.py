@@ -16,12 +16,13 @@ from typing import Any
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.templating import Jinja2Templates
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STYLESHEET_URL = "/static/authserver.css"
+STYLESHEET_MAX_AGE = 86_400  # one day: a new release's stylesheet reaches browsers within it
 PAGE_NAMES = ("sign_in.html", "consent.html", "logout.html", "logged_out.html", "error.html")
 
 
@@ -90,3 +91,16 @@ def create_pages(templates_dir: Path | None) -> Pages:
         lstrip_blocks=True,
     )
     return Pages(Jinja2Templates(env=env))
+
+
+async def stylesheet_endpoint(_request: Request) -> Response:
+    """GET /static/authserver.css: the one stylesheet of the built-in pages (the only static
+    file; an operator's templates may link their own). Cached by browsers for a day."""
+    return FileResponse(
+        STATIC_DIR / "authserver.css",
+        media_type="text/css",
+        headers={
+            "Cache-Control": f"public, max-age={STYLESHEET_MAX_AGE}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
