@@ -12,12 +12,13 @@ import secrets
 from datetime import datetime
 
 from authserver.authorize.events import audit_session_event
+from authserver.authorize.login_session import MAX_COOKIE_LENGTH
 from authserver.authorize.request import AuthorizationError, AuthorizationRequest, Prompt
 from authserver.authorize.response import code_location, error_location
 from authserver.models import LoginSession, PendingAuthorization
 from authserver.services import Services
 from authserver.store import authorization_requests as pending_store
-from authserver.store import codes
+from authserver.store import codes, reuse
 from authserver.tokens.opaque import token_digest
 
 DECLINED = "The user declined to give the app access."
@@ -47,6 +48,43 @@ async def issue_code(
     )
     await codes.issue_code(svc.db, new, session, now=now, ttl=svc.settings.code_ttl)
     await _audit_issued(svc, session, request.client_id, request.scope, ip, now)
+    return code_location(
+        request.redirect_uri, code, state=request.state, issuer=svc.settings.issuer
+    )
+
+
+async def issue_code_if_signed_in(
+    svc: Services,
+    request: AuthorizationRequest,
+    cookie_value: str | None,
+    *,
+    ip: str,
+    now: datetime,
+) -> str | None:
+    """A session reuse, for an app that needs no consent page: the Location of a code when the
+    browser's session is live, else None (nothing written). One statement on PostgreSQL
+    (store/reuse.py): this is what a signed-in browser costs each time an app signs it in."""
+    if not cookie_value or len(cookie_value) > MAX_COOKIE_LENGTH:
+        return None
+    code = new_code()
+    new = codes.NewCode(
+        token_digest(code),
+        request.client_id,
+        request.redirect_uri,
+        request.redirect_uri_sent,
+        request.code_challenge,
+        request.scope,
+    )
+    issued = await reuse.issue_code_if_signed_in(
+        svc.db,
+        new,
+        session_token_hash=token_digest(cookie_value),
+        now=now,
+        ttl=svc.settings.code_ttl,
+        ip=ip,
+    )
+    if issued is None:
+        return None
     return code_location(
         request.redirect_uri, code, state=request.state, issuer=svc.settings.issuer
     )

@@ -3,9 +3,11 @@
 1. Validate the query (authorize/request.py). Until the client and its redirect URI are trusted
    an error is the error page (400), never a redirect (RFC 6749 §4.1.2.1); after that every
    outcome is a 303 to the redirect URI with `state` and `iss`.
-2. Find the browser's live login session and the user's remembered consent.
-3. Decide (authorize/steps.py): answer with a code at once (a session reuse: no page, no
-   password), an error for prompt=none, or a page. A page's request waits in a pending row
+2. For an app without a consent page (and no prompt=login), issue the code at once if the
+   browser's login session is live: a session reuse, one statement (store/reuse.py). Else find
+   the session and the user's remembered consent.
+3. Decide (authorize/steps.py): answer with a code (no page, no password), an error for
+   prompt=none, or a page. A page's request waits in a pending row
    (store/authorization_requests.py) whose random handle the page's form carries.
 """
 
@@ -19,7 +21,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.authorize.codes import issue_code
+from authserver.authorize.codes import issue_code, issue_code_if_signed_in
 from authserver.authorize.login_session import current_session
 from authserver.authorize.request import (
     AuthorizationError,
@@ -91,7 +93,14 @@ async def _answer(
     now: datetime,
 ) -> Response:
     cookies = browser_cookies(request, svc.settings)
-    session = await current_session(svc, cookies.session, now)
+    ip = client_ip(request, svc.settings.trusted_proxies)
+    if not client.consent and checked.prompt != "login":  # the usual case: one statement
+        location = await issue_code_if_signed_in(svc, checked, cookies.session, ip=ip, now=now)
+        if location is not None:
+            return redirect(location)
+        session = None  # not signed in in this browser
+    else:
+        session = await current_session(svc, cookies.session, now)
     remembered = None
     if session is not None and client.consent:
         remembered = await consents.remembered_scope(svc.db, session.user_id, client.client_id)
@@ -102,7 +111,6 @@ async def _answer(
     )
     if isinstance(step, AuthorizationError):  # prompt=none and a page would be needed
         return redirect(error_location(step, issuer=svc.settings.issuer))
-    ip = client_ip(request, svc.settings.trusted_proxies)
     if step == "issue_code":
         assert session is not None
         return redirect(await issue_code(svc, checked, session, ip=ip, now=now))

@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Boolean, LargeBinary, String, Uuid, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver.models import CodeGrant, LoginSession, PendingAuthorization, RefreshGrant
 from authserver.store import consents
 from authserver.store.authorization_requests import take_request
-from authserver.store.db import Database
+from authserver.store.db import INTEGRITY_ERRORS, Database
+from authserver.store.dialect import Prepared
 from authserver.store.refresh import CredentialsChanged, OwnerGone, start_session_family
-from authserver.store.tables import authorization_codes
+from authserver.store.tables import UTCDateTime, authorization_codes
 
 ac = authorization_codes
 
@@ -65,31 +66,53 @@ class NewCode:
     scope: str
 
 
-def _insert(code: NewCode, session: LoginSession, now: datetime, ttl: int) -> Insert:
-    return insert(ac).values(
-        id=uuid.uuid4(),
-        code_hash=code.code_hash,
-        client_id=code.client_id,
-        user_id=session.user_id,
-        session_id=session.id,
-        redirect_uri=code.redirect_uri,
-        redirect_uri_sent=code.redirect_uri_sent,
-        code_challenge=code.code_challenge,
-        scope=code.scope,
-        auth_time=session.auth_time,
-        issued_at=now,
-        expires_at=now + timedelta(seconds=ttl),
-    )
+def _values(code: NewCode, session: LoginSession, now: datetime, ttl: int) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "code_hash": code.code_hash,
+        "client_id": code.client_id,
+        "user_id": session.user_id,
+        "session_id": session.id,
+        "redirect_uri": code.redirect_uri,
+        "redirect_uri_sent": code.redirect_uri_sent,
+        "code_challenge": code.code_challenge,
+        "scope": code.scope,
+        "auth_time": session.auth_time,
+        "issued_at": now,
+        "expires_at": now + timedelta(seconds=ttl),
+    }
+
+
+# A session reuse's one write (GET /authorize with nothing to ask): a Prepared statement.
+_TYPES: dict[str, Any] = {
+    "id": Uuid,
+    "code_hash": LargeBinary,
+    "client_id": String,
+    "user_id": Uuid,
+    "session_id": Uuid,
+    "redirect_uri": String,
+    "redirect_uri_sent": Boolean,
+    "code_challenge": String,
+    "scope": String,
+    "auth_time": UTCDateTime,
+    "issued_at": UTCDateTime,
+    "expires_at": UTCDateTime,
+}
+_INSERT_CODE = Prepared(
+    insert(ac)
+    .values({name: bindparam(f"v_{name}", type_=kind) for name, kind in _TYPES.items()})
+    .returning(ac.c.id)
+)
 
 
 async def issue_code(
     db: Database, code: NewCode, session: LoginSession, *, now: datetime, ttl: int
 ) -> None:
     """GET /authorize with a live session and nothing to ask: one INSERT."""
+    values = {f"v_{name}": value for name, value in _values(code, session, now, ttl).items()}
     try:
-        async with db.statement() as conn:
-            await conn.execute(_insert(code, session, now, ttl))
-    except IntegrityError as exc:  # a foreign key: the client, user or session is gone
+        await db.fetch_row(_INSERT_CODE, values)
+    except INTEGRITY_ERRORS as exc:  # a foreign key: the client, user or session is gone
         raise OwnerGone(code.client_id) from exc
 
 
@@ -143,7 +166,7 @@ async def _answer(
             pending.code_challenge,
             pending.scope,
         )
-        await conn.execute(_insert(code, session, now, ttl))
+        await conn.execute(insert(ac).values(_values(code, session, now, ttl)))
     return pending
 
 

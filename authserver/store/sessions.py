@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, Uuid, insert, literal, select, update
+from sqlalchemy import LargeBinary, Update, Uuid, bindparam, insert, literal, select, update
 
 from authserver.models import LoginSession
 from authserver.store.db import Database
+from authserver.store.dialect import Prepared
 from authserver.store.liveness import live_session
 from authserver.store.refresh import CredentialsChanged
 from authserver.store.tables import UTCDateTime, authorization_requests, login_sessions, users
@@ -28,16 +29,24 @@ USER_DISABLED = "user_disabled"
 OPERATOR_REVOKED = "operator_revoked"  # `authserver tokens revoke --user`
 
 
+# GET /authorize with a session cookie: a hot path (a session reuse), so a Prepared statement.
+_LIVE_SESSION = Prepared(
+    select(ls.c.id, ls.c.user_id, users.c.username, ls.c.auth_time)
+    .select_from(ls.join(users, users.c.id == ls.c.user_id))
+    .where(
+        ls.c.token_hash == bindparam("token_hash", type_=LargeBinary),
+        live_session(ls, users, bindparam("now", type_=UTCDateTime)),
+    )
+)
+
+
 async def find_live_session(db: Database, token_hash: bytes, now: datetime) -> LoginSession | None:
     """The live session whose cookie hashes to `token_hash` (one read, joined with its user)."""
-    query = (
-        select(ls.c.id, ls.c.user_id, users.c.username, ls.c.auth_time)
-        .select_from(ls.join(users, users.c.id == ls.c.user_id))
-        .where(ls.c.token_hash == token_hash, live_session(ls, users, now))
-    )
-    async with db.read() as conn:
-        row = (await conn.execute(query)).first()
-    return None if row is None else LoginSession(*row)
+    values = {"token_hash": token_hash, "now": now}
+    row = await db.fetch_row(_LIVE_SESSION, values, read_only=True)
+    if row is None:
+        return None
+    return LoginSession(row["id"], row["user_id"], row["username"], row["auth_time"])
 
 
 async def start_session(
