@@ -67,8 +67,7 @@ class AuthorizationError:
 
 
 class RegisteredClient(Protocol):
-    """What validation needs to know of the client (`authserver.models.Client` once it carries
-    redirect URIs)."""
+    """What validation needs to know of the client (`authserver.models.Client` is one)."""
 
     @property
     def client_id(self) -> str: ...

@@ -3,8 +3,8 @@
 Every answer carries `state` when the request had one and `iss`, the issuer (RFC 9207 §2: the app
 can then tell which server answered, which defeats mix-up attacks). The parameters are appended
 to the query the registered URI already has, which RFC 6749 §3.1.2 says must be kept; the
-registration rules (authserver/redirect_uris.py) forbid a fragment and the names added here, so
-appending is all the merging needed.
+registration rules (authserver/clients/redirect_uris.py) forbid a fragment and the names added
+here, so appending is all the merging needed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Redirect URIs: what may be registered for a client, and which registered URI a request means.
 
-Target place: `authserver/clients/redirect_uris.py` (issue 14 moves it there with clients.py).
-
 Registration (SPEC "GET /authorize", RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §4.1): absolute, no
 fragment, no user-info, and one of
 - `https://host[:port]/...` with a lower-case host;

@@ -89,9 +89,9 @@ clients = Table(
     Column("access_token_ttl", Integer, nullable=True),  # NULL = ACCESS_TOKEN_TTL
     Column("created_at", UTCDateTime, nullable=False),
     # Registered redirect URIs (issue 12), space-separated in registration order: the rules of
-    # authserver/redirect_uris.py forbid whitespace in a URI. A column, not a table: a client is
-    # always read whole by its id, and matching (exact, or loopback with any port) is done in
-    # Python on the handful of URIs a client has.
+    # authserver/clients/redirect_uris.py forbid whitespace in a URI. A column, not a table: a
+    # client is always read whole by its id, and matching (exact, or loopback with any port) is
+    # done in Python on the handful of URIs a client has.
     Column("redirect_uris", Text, nullable=False, server_default=""),
     Column("consent", Boolean, nullable=False, server_default=text("false")),  # --consent
 )

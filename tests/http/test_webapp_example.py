@@ -1,8 +1,9 @@
 """examples/webapp.py, the app users copy: PKCE S256 through /authorize, `iss` checked, tokens
 kept server-side behind an opaque cookie, one refresh at a time, revocation on sign-out.
 
-authserver's /authorize arrives in phase 2 of issue 12; until then the token endpoint, /revoke
-and the resource server are answered by a mock transport that checks what the app sends.
+Here the token endpoint, /revoke and the resource server are answered by a mock transport that
+checks what the app sends; tests/browser/test_sign_in_end_to_end.py runs the app against the
+real authserver and resource server in a real browser.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """A tiny Starlette app that serves every page with sample (and hostile) values, plus the
-stylesheet: what the HTTP and browser tests look at until the real endpoints exist (phase 2).
+stylesheet: the page tests look at each template in every state (an error, a lock, a hostile
+client name) without driving the real endpoints there, and the browser test of CSP
+form-action needs two origins of its own. The real endpoints are tested in tests/http and
+tests/browser/test_sign_in_end_to_end.py.
 
 `/page/sign-in?error=locked`, `/page/consent`, ... render one page each; every form posts to
 `/submit`, which stands for the POST that ends in a 303 to the app (`redirect_to`), so a browser
