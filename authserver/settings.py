@@ -375,12 +375,13 @@ class Settings(BaseSettings):
                 "refresh_token_ttl: must not exceed refresh_family_max_age "
                 f"({self.refresh_family_max_age})"
             )
-        if self.session_ttl > self.refresh_family_max_age:  # a family counts from the sign-in
-            raise ValueError(
-                "session_ttl: must not exceed refresh_family_max_age "
-                f"({self.refresh_family_max_age})"
-            )
         return self
+
+    @property
+    def login_session_ttl(self) -> int:
+        """How long a login session lasts: SESSION_TTL, but never past REFRESH_FAMILY_MAX_AGE
+        (the refresh-token families its codes start count from the same sign-in)."""
+        return min(self.session_ttl, self.refresh_family_max_age)
 
     @property
     def audience(self) -> str:

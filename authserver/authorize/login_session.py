@@ -50,7 +50,7 @@ async def sign_in(
             verified_password_hash=password_hash,
             token_hash=token_digest(cookie_value),
             now=attempt.now,
-            ttl=svc.settings.session_ttl,
+            ttl=svc.settings.login_session_ttl,
             replaces=None if replaces is None else token_digest(replaces),
             answering=answering,
         )

@@ -109,3 +109,20 @@ async def test_a_session_ends_after_session_ttl(
     await signed_in(http, make_client, make_user)
     clock.advance(43_200)  # type: ignore[attr-defined]
     assert await shows_sign_in(http, make_client)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"refresh_family_max_age": 3600, "refresh_token_ttl": 600}],
+    indirect=True,
+)
+async def test_a_session_never_outlasts_refresh_family_max_age(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: object
+) -> None:
+    """Its codes' families count from the sign-in: past REFRESH_FAMILY_MAX_AGE it could only
+    start dead ones, so the browser signs in again, whatever SESSION_TTL (12 hours) says."""
+    await signed_in(http, make_client, make_user)
+    clock.advance(3599)  # type: ignore[attr-defined]
+    assert not await shows_sign_in(http, make_client)
+    clock.advance(1)  # type: ignore[attr-defined]
+    assert await shows_sign_in(http, make_client)
