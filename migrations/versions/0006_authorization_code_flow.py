@@ -1,8 +1,8 @@
 """sign-in through GET /authorize (issue 12): login sessions, pending authorization requests,
 authorization codes, remembered consents, and the clients' redirect URIs and consent flag
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005 (written as 0004 on its branch, before 0005 reached main; renumbered at the rebase)
 Create Date: 2026-12-04
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
