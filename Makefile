@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test fuzz lint docs docs-serve doc-tools fmt bench clean
+.PHONY: install run test fuzz lint docs docs-serve doc-tools browser fmt bench clean
 
 # authserver depends on authserver-verify (verify/, the resource-server verifier), which is on no
 # package index: both are installed from this checkout in one pip run, so that the requirement
@@ -45,8 +45,23 @@ doc-tools:
 	if [ "$$CI" = true ]; then apt-get update -qq && apt-get install -y -qq curl jq; \
 	else echo "make test needs curl and jq: apt-get install -y curl jq" >&2; exit 1; fi
 
-## test: lint, types, the docs build, then the whole suite on SQLite and PostgreSQL
-test: lint docs doc-tools
+## browser: Debian's chromium for the browser tests (tests/browser), installed when missing.
+## Playwright drives it through executable_path: its own browser download needs the internet.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      || { echo "could not install chromium: the browser tests cannot run" >&2; exit 1; }; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests need it)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+## test: lint, types, the docs build, the browser, then the whole suite on SQLite and PostgreSQL
+test: lint docs doc-tools browser
 	$(BIN)/pytest
 
 ## fuzz: the property-based fuzz suite with thousands of examples per test (tests/fuzz)

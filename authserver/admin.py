@@ -10,6 +10,7 @@ from datetime import datetime
 
 from authserver.clients.authentication import new_client_id, new_client_secret
 from authserver.clients.policy import DEFAULT_GRANT_TYPES, GRANT_TYPES
+from authserver.clients.redirect_uris import redirect_uri_problem
 from authserver.login.passwords import Passwords, check_new_password
 from authserver.models import Client, User
 from authserver.settings import SCOPE_TOKEN, Settings
@@ -19,6 +20,7 @@ from authserver.store.db import Database
 from authserver.tokens.opaque import token_digest
 
 USERNAME = re.compile(r"^[^\x00-\x20\x7f]{1,255}$")  # no whitespace or control characters
+SHOWN_URI_LENGTH = 80  # a refused redirect URI is named, cut to this length
 
 
 class AdminError(Exception):
@@ -76,9 +78,13 @@ async def create_client(
     can_introspect: bool,
     access_token_ttl: int | None,
     now: datetime,
+    redirect_uris: Sequence[str] = (),
+    consent: bool = False,
 ) -> NewClient:
     grants = tuple(dict.fromkeys(grant_types or DEFAULT_GRANT_TYPES))
+    uris = tuple(dict.fromkeys(redirect_uris))
     _check_client(settings, name, public, grants, scopes, audiences, access_token_ttl)
+    _check_sign_in(grants, uris, consent)
     if public and can_introspect:  # RFC 7662 §2.1: the caller must authenticate
         raise AdminError("a public client cannot introspect: /introspect needs a client secret")
     secret = None if public else new_client_secret()
@@ -92,6 +98,8 @@ async def create_client(
         can_introspect=can_introspect,
         access_token_ttl=access_token_ttl,
         created_at=now,
+        redirect_uris=uris,
+        consent=consent,
     )
     await client_store.create_client(db, client)
     return NewClient(client, secret)
@@ -125,6 +133,32 @@ def _check_client(
         raise AdminError(
             f"access token TTL must be between 1 and ACCESS_TOKEN_TTL ({settings.access_token_ttl})"
         )
+
+
+def _check_sign_in(grants: Sequence[str], redirect_uris: Sequence[str], consent: bool) -> None:
+    """SPEC "Command line": `--grant authorization_code` needs at least one redirect URI, and a
+    URI that breaks the rules of /authorize (clients/redirect_uris.py) is refused with one line
+    naming it. Redirect URIs and --consent mean nothing without that grant: refused too, since
+    they are most likely a forgotten `--grant authorization_code`."""
+    for uri in redirect_uris:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise AdminError(f"redirect URI {_shown(uri)}: {problem}")
+    if "authorization_code" in grants:
+        if not redirect_uris:
+            raise AdminError("the authorization_code grant needs at least one --redirect-uri")
+        return
+    if redirect_uris:
+        raise AdminError("--redirect-uri needs --grant authorization_code (sign-in at /authorize)")
+    if consent:
+        raise AdminError("--consent needs --grant authorization_code (sign-in at /authorize)")
+
+
+def _shown(uri: str) -> str:
+    """The URI as a one-line quoted string, cut short if it is long."""
+    if len(uri) > SHOWN_URI_LENGTH:
+        uri = uri[: SHOWN_URI_LENGTH - 1] + "…"
+    return repr(uri)
 
 
 async def delete_client(db: Database, client_id: str) -> None:

@@ -14,10 +14,14 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from authserver.errors import OAuthError
+from authserver.http.authorize import authorize_endpoint
+from authserver.http.consent import consent_endpoint
 from authserver.http.discovery import jwks_endpoint, metadata_endpoint
 from authserver.http.health import healthz, metrics_endpoint, readyz
 from authserver.http.introspect import introspect_endpoint
 from authserver.http.limits import BodyLimit
+from authserver.http.logout import logout_endpoint, logout_page_endpoint
+from authserver.http.pages import create_pages, stylesheet_endpoint
 from authserver.http.request_log import RequestLog
 from authserver.http.responses import (
     database_error_handler,
@@ -26,6 +30,7 @@ from authserver.http.responses import (
     server_error_handler,
 )
 from authserver.http.revoke import revoke_endpoint
+from authserver.http.sign_in import sign_in_endpoint
 from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
 from authserver.keys.bootstrap import ensure_signing_keys
@@ -91,6 +96,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        # Sign-in through /authorize (issue 12): HTML pages, not JSON.
+        Route("/authorize", authorize_endpoint, methods=["GET"]),
+        Route("/authorize/sign-in", sign_in_endpoint, methods=["POST"]),
+        Route("/authorize/consent", consent_endpoint, methods=["POST"]),
+        Route("/logout", logout_page_endpoint, methods=["GET"]),
+        Route("/logout", logout_endpoint, methods=["POST"]),
+        Route("/static/authserver.css", stylesheet_endpoint, methods=["GET"]),
     ]
     exception_handlers = {
         OAuthError: oauth_error_handler,
@@ -98,7 +110,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         **{error: database_error_handler for error in DATABASE_UNAVAILABLE},
         Exception: server_error_handler,
     }
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[  # RequestLog outermost; the timeout also bounds reading the body
             Middleware(RequestLog),
@@ -108,6 +120,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
+    app.state.pages = create_pages(settings.templates_dir)  # the HTML pages (http/pages.py)
+    return app
 
 
 def _warn_if_exposed(settings: Settings) -> None:

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         default=2_592_000,
         ge=1,
         description="Absolute limit of a login (a refresh-token family) in seconds, counted from "
-        "the password grant: rotation never extends a family past it.",
+        "the sign-in (the password grant, or the sign-in page behind `/authorize`): rotation "
+        "never extends a family past it.",
     )
     refresh_reuse_grace: int = Field(
         default=0,
@@ -123,6 +124,33 @@ class Settings(BaseSettings):
         "scope may be registered for a client, and discovery's `scopes_supported` lists the "
         "registered clients' scopes. Set: a client's scopes must be among these, and "
         "`scopes_supported` is this list.",
+    )
+
+    # --- sign-in through GET /authorize (issue 12)
+    session_ttl: int = Field(
+        default=43_200,
+        ge=60,
+        le=31_536_000,
+        description="Lifetime in seconds of a browser login session at `/authorize` (the "
+        "`authserver_session` cookie), counted from the sign-in, not extended by use. While it "
+        "lasts, `/authorize` issues codes without asking for the password again (unless the app "
+        "sends `prompt=login`). It ends earlier on `POST /logout`, a password change or when "
+        "the user is disabled.",
+    )
+    code_ttl: int = Field(
+        default=60,
+        ge=1,
+        le=600,
+        description="Lifetime in seconds of an authorization code (RFC 6749 §4.1.2 allows 10 "
+        "minutes at most). The app swaps it at `/token` right after the redirect, so a minute "
+        "is plenty.",
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="A folder of Jinja2 templates that replace the built-in sign-in, consent, "
+        "logout and error pages (same file names: `sign_in.html`, `consent.html`, "
+        "`logout.html`, `logged_out.html`, `error.html`, `base.html`); a page not in the folder "
+        "keeps the built-in one. Unset: the built-in pages.",
     )
 
     # --- signing keys
@@ -326,6 +354,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
 
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_dir_is_a_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no such folder: {value}")
+        return value
+
     @field_validator("signing_key_size")
     @classmethod
     def _rsa_size(cls, value: int) -> int:
@@ -341,6 +376,12 @@ class Settings(BaseSettings):
                 f"({self.refresh_family_max_age})"
             )
         return self
+
+    @property
+    def login_session_ttl(self) -> int:
+        """How long a login session lasts: SESSION_TTL, but never past REFRESH_FAMILY_MAX_AGE
+        (the refresh-token families its codes start count from the same sign-in)."""
+        return min(self.session_ttl, self.refresh_family_max_age)
 
     @property
     def audience(self) -> str:

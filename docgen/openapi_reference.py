@@ -1,6 +1,6 @@
 """The HTTP API reference, from docs/openapi.yaml: for each operation its summary, description,
-request parameters, and every response with its error codes and headers. The prose lives in the
-OpenAPI document, so the page and the document cannot disagree."""
+query and body parameters, and every response with its error codes and headers. The prose
+lives in the OpenAPI document, so the page and the document cannot disagree."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def operation_section(document: dict[str, Any], method: str, route: str, op: dic
     lines = [f"### {method} {route}", "", f"**{op['summary']}.**", ""]
     if "description" in op:
         lines += [" ".join(op["description"].split()), ""]
+    parameters = [resolve(document, p) for p in op.get("parameters", [])]
+    if parameters:
+        lines += ["Query parameters:", "", query_table(parameters)]
     body = op.get("requestBody")
     if body is not None:
         for media_type, content in resolve(document, body)["content"].items():
@@ -65,6 +68,21 @@ def parameters_table(document: dict[str, Any], schema: dict[str, Any]) -> str:
         if "enum" in prop:
             meaning = (meaning + " One of " + ", ".join(code(v) for v in prop["enum"])).strip()
         rows.append([code(name), "yes" if name in required else "no", meaning])
+    return table(["parameter", "required", "meaning"], rows)
+
+
+def query_table(parameters: list[dict[str, Any]]) -> str:
+    rows = []
+    for parameter in parameters:
+        schema = parameter.get("schema", {})
+        meaning = " ".join(parameter.get("description", "").split())
+        if "const" in schema:
+            meaning = (f"Exactly {code(schema['const'])}. " + meaning).strip()
+        elif "enum" in schema:
+            meaning = (meaning + " One of " + ", ".join(code(v) for v in schema["enum"])).strip()
+        rows.append(
+            [code(parameter["name"]), "yes" if parameter.get("required") else "no", meaning]
+        )
     return table(["parameter", "required", "meaning"], rows)
 
 

@@ -182,6 +182,8 @@ def make_client(services: Services) -> Callable[..., Awaitable[RegisteredClient]
         audiences: tuple[str, ...] = (),
         introspect: bool = False,
         access_token_ttl: int | None = None,
+        redirect_uris: tuple[str, ...] = (),
+        consent: bool = False,
     ) -> RegisteredClient:
         created = await admin.create_client(
             services.db,
@@ -194,6 +196,8 @@ def make_client(services: Services) -> Callable[..., Awaitable[RegisteredClient]
             can_introspect=introspect,
             access_token_ttl=access_token_ttl,
             now=datetime.now(UTC),
+            redirect_uris=redirect_uris,
+            consent=consent,
         )
         return RegisteredClient(created.client.client_id, created.secret)
 

@@ -108,6 +108,7 @@ async def insert_client(
     scopes: tuple[str, ...] = ("read", "write"),
     client_id: str | None = None,
     introspect: bool = False,
+    redirect_uris: tuple[str, ...] = (),
 ) -> RegisteredClient:
     """Register a client straight through the store, bypassing the admin layer's checks.
 
@@ -128,6 +129,7 @@ async def insert_client(
             can_introspect=introspect,
             access_token_ttl=None,
             created_at=datetime.now(UTC),
+            redirect_uris=redirect_uris,
         ),
     )
     return RegisteredClient(client_id, secret)

@@ -58,6 +58,20 @@ def clients() -> None:
     help="A shorter access-token lifetime for this client, 1 to ACCESS_TOKEN_TTL seconds.",
 )
 @click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Where /authorize may send the user back (repeatable; required by --grant "
+    "authorization_code): https://..., http://127.0.0.1/... or http://[::1]/... (any port), or "
+    "a private-use scheme such as com.example.app:/callback. Matched character for character.",
+)
+@click.option(
+    "--consent",
+    is_flag=True,
+    help="Ask the user to approve the client's scopes at /authorize (a third-party app); the "
+    "approval is remembered per user.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -71,12 +85,16 @@ def clients_create(
     audiences: tuple[str, ...],
     introspect: bool,
     access_token_ttl: int | None,
+    redirect_uris: tuple[str, ...],
+    consent: bool,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown this once only.
 
     Prints `client_id: ...` and, for a confidential client, `client_secret: ...`. `--public`
     with `client_credentials` or with `--introspect` is refused: both need a secret.
+    `--grant authorization_code` needs at least one `--redirect-uri`; a URI that breaks the
+    rules is refused with one line naming it.
     """
     settings = common.load()
 
@@ -92,6 +110,8 @@ def clients_create(
             can_introspect=introspect,
             access_token_ttl=access_token_ttl,
             now=utc_now(),
+            redirect_uris=redirect_uris,
+            consent=consent,
         )
         client = created.client
         detail: dict[str, DetailValue] = {
@@ -100,6 +120,8 @@ def clients_create(
             "grants": " ".join(sorted(client.grant_types)),
             "scopes": " ".join(client.scopes),
             "introspect": client.can_introspect,
+            "redirect_uris": " ".join(client.redirect_uris),
+            "consent": client.consent,
         }
         event = AuditEvent(
             "client.created",
@@ -125,10 +147,14 @@ def clients_create(
 
 @clients.command("list")
 @click.option(
-    "--json", "as_json", is_flag=True, help="A JSON list, with audiences and introspect too."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list, with audiences, introspect and consent too.",
 )
 def clients_list(as_json: bool) -> None:
-    """Every client: client_id, name, public, grants, scopes, created_at. Never a secret."""
+    """Every client: client_id, name, public, grants, scopes, redirect URIs, created_at. Never
+    a secret."""
     rows = [
         {
             "client_id": client.client_id,
@@ -138,13 +164,14 @@ def clients_list(as_json: bool) -> None:
             "scopes": list(client.scopes),
             "audiences": list(client.audiences),
             "introspect": client.can_introspect,
+            "redirect_uris": list(client.redirect_uris),
+            "consent": client.consent,
             "created_at": common.iso(client.created_at),
         }
         for client in common.run(common.load(), client_store.list_clients)
     ]
-    common.print_rows(
-        rows, as_json, ["client_id", "name", "public", "grants", "scopes", "created_at"]
-    )
+    columns = ["client_id", "name", "public", "grants", "scopes", "redirect_uris", "created_at"]
+    common.print_rows(rows, as_json, columns)
 
 
 @clients.command("delete")

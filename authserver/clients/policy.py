@@ -8,7 +8,7 @@ from authserver.errors import invalid_scope
 from authserver.models import Client
 from authserver.settings import SCOPE_TOKEN, Settings
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+GRANT_TYPES = ("password", "refresh_token", "client_credentials", "authorization_code")
 DEFAULT_GRANT_TYPES = ("password", "refresh_token")
 
 

@@ -31,6 +31,7 @@ async def metadata_endpoint(request: Request) -> Response:
 def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
     return {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/revoke",
@@ -53,7 +54,9 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
             "client_secret_post",
         ],
         "scopes_supported": scopes,
-        "response_types_supported": [],  # there is no authorization endpoint
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],  # RFC 7636: plain is refused
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "id_token_signing_alg_values_supported": ["RS256"],
         "subject_types_supported": ["public"],
     }

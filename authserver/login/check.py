@@ -57,6 +57,7 @@ class LoginAttempt:
     client_id: str
     client_ip: str  # the address the limits count (TRUSTED_PROXIES applied)
     now: datetime
+    via: str | None = None  # "sign_in_page" for /authorize's page; None: the password grant
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,10 @@ async def audit_login(
     **detail: DetailValue,
 ) -> None:
     """The audit record of a login attempt. The reason for a failure is for operators only:
-    the client sees the same answer, after the same work, whatever it is."""
+    the client sees the same answer, after the same work, whatever it is. An attempt on the
+    sign-in page says so (`via`); one through the password grant carries no `via`."""
+    if attempt.via is not None:
+        detail = {**detail, "via": attempt.via}
     entry = AuditEvent(
         event,
         outcome,

@@ -24,10 +24,19 @@ from authserver.store.db import Database
 
 # What each event means; `outcome` is success, failure or denied.
 EVENTS: Mapping[str, str] = {
-    "login.success": "password grant accepted (actor: username; subject: user id)",
-    "login.failure": "password grant refused: unknown user, wrong password or disabled user",
+    "login.success": "password grant or sign-in page accepted (actor: username; subject: user "
+    "id); from the sign-in page of /authorize with detail via=sign_in_page and the session id",
+    "login.failure": "password grant or sign-in page refused: unknown user, wrong password or "
+    "disabled user (detail: reason; via=sign_in_page from the sign-in page)",
     "login.locked": "a failed password attempt locked a username, a (username, known IP) pair "
     "or an IP (detail: locked, seconds); the attempts refused during the lock are not recorded",
+    "consent.granted": "a user approved a client's scopes on the consent page (detail: scope)",
+    "consent.denied": "a user declined on the consent page; the app gets access_denied",
+    "code.issued": "/authorize issued an authorization code (actor: username; subject: user id; "
+    "detail: scope, session)",
+    "code.replay_detected": "an authorization code was presented again by its client: the "
+    "refresh-token family its exchange started is revoked (one row per code)",
+    "logout": "a user ended their browser login session (POST /logout); apps keep their tokens",
     "refresh.reuse_detected": "a rotated or revoked refresh token was presented; family revoked",
     "refresh.wrong_client": "a refresh token was presented by another client; nothing revoked",
     "token.revoked": "a client revoked one of its tokens at /revoke (RFC 7009)",

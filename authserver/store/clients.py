@@ -24,6 +24,8 @@ def _client(row: Mapping[Any, Any]) -> Client:
         can_introspect=row["can_introspect"],
         access_token_ttl=row["access_token_ttl"],
         created_at=row["created_at"],
+        redirect_uris=tuple(row["redirect_uris"].split()),
+        consent=row["consent"],
     )
 
 
@@ -40,6 +42,8 @@ async def create_client(db: Database, client: Client) -> None:
                 can_introspect=client.can_introspect,
                 access_token_ttl=client.access_token_ttl,
                 created_at=client.created_at,
+                redirect_uris=" ".join(client.redirect_uris),  # the rules forbid whitespace
+                consent=client.consent,
             )
         )
 

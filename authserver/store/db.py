@@ -244,6 +244,13 @@ DRIVER_DISCONNECTS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+# A constraint refused a write (a foreign key to a row deleted meanwhile, a duplicate): from
+# SQLAlchemy, or from asyncpg itself on the Prepared path (`fetch_row` on PostgreSQL).
+INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.IntegrityError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+)
+
 # Failures that mean "the database cannot be reached right now" (answered 503, not 500).
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     *DRIVER_DISCONNECTS,

@@ -1,12 +1,15 @@
-"""When a refresh token or a family still counts, written once as SQLAlchemy expressions.
+"""When a refresh token, a family or a login session still counts, written once as SQLAlchemy
+expressions.
 
 Rotation (store/rotation.py), its grace-window replay, and introspection
 (store/introspection.py) all build their statements from these, on both databases, so "usable"
-there and "active" here cannot drift apart.
+there and "active" here cannot drift apart. Likewise `live_session` is what /authorize accepts as
+"signed in" (store/sessions.py) and what the code exchange requires (store/refresh.py).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, exists, select
@@ -49,4 +52,18 @@ def replayable_refresh_token(
         token.c.revoked_at.is_(None),
         token.c.expires_at > now,
         live_family(token.c.family_id),
+    )
+
+
+def live_session(
+    session: FromClause, user: FromClause, now: ColumnElement[Any] | datetime
+) -> ColumnElement[bool]:
+    """A login session that counts `now`: not ended (logout, password change, disable), not
+    past SESSION_TTL, and its user enabled. `user` must be in the query's FROM (joined, not an
+    EXISTS), so that a FOR SHARE lock covers the user row too."""
+    return and_(
+        session.c.ended_at.is_(None),
+        session.c.expires_at > now,
+        user.c.id == session.c.user_id,
+        user.c.disabled.is_(False),
     )

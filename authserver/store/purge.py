@@ -18,7 +18,12 @@ What goes (`now` is the purge's start; nothing live is ever eligible):
   and its last lock's end that long ago); and an IP whose window has ended or holds no failure;
 - known IPs whose last success is LOGIN_KNOWN_IP_DAYS or more ago (all of them when it is 0):
   they no longer let an attempt past a username lock;
-- audit events older than AUDIT_RETENTION_DAYS (none when it is 0: kept for ever).
+- audit events older than AUDIT_RETENTION_DAYS (none when it is 0: kept for ever);
+- sign-in through /authorize: authorization codes past their expiry that no family links to
+  (a used code is kept while the family it started exists, so a late replay still revokes it;
+  run after the family pass, whose deletions unlink their codes), login sessions that ended or
+  expired (their codes are unlinked, their pending requests go with them), and pending
+  authorization requests past their expiry.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ from authserver.settings import Settings
 from authserver.store.db import Database
 from authserver.store.tables import (
     audit_events,
+    authorization_codes,
+    authorization_requests,
     login_ip_failures,
     login_known_ips,
+    login_sessions,
     login_user_failures,
     login_user_ip_failures,
     refresh_families,
@@ -80,6 +88,9 @@ class PurgeCounts:
     login_user_ip_failures: int = 0
     login_known_ips: int = 0
     audit_events: int = 0
+    authorization_codes: int = 0
+    login_sessions: int = 0
+    authorization_requests: int = 0
 
     def items(self) -> list[tuple[str, int]]:
         return [(field.name, getattr(self, field.name)) for field in fields(self)]
@@ -135,14 +146,31 @@ async def purge(
     def ended_ip_window(t: FromClause) -> ColumnElement[bool]:
         return (t.c.failures == 0) | (t.c.window_started_at <= window_started_before)
 
+    def dead_code(t: FromClause) -> ColumnElement[bool]:
+        return (t.c.expires_at <= now) & t.c.family_id.is_(None)
+
+    def ended_session(t: FromClause) -> ColumnElement[bool]:
+        return t.c.ended_at.is_not(None) | (t.c.expires_at <= now)
+
+    def expired_request(t: FromClause) -> ColumnElement[bool]:
+        return t.c.expires_at <= now
+
     tokens = await _delete_in_batches(db, refresh_tokens, "id", expired_token, batch_size)
     tokens += await _delete_in_batches(
         db, refresh_tokens, "id", token_of_long_revoked_family, batch_size
     )
+    families = await _delete_in_batches(db, refresh_families, "id", dead_family, batch_size)
     return PurgeCounts(
         refresh_tokens=tokens,
-        refresh_families=await _delete_in_batches(
-            db, refresh_families, "id", dead_family, batch_size
+        refresh_families=families,
+        authorization_codes=await _delete_in_batches(
+            db, authorization_codes, "id", dead_code, batch_size
+        ),
+        login_sessions=await _delete_in_batches(
+            db, login_sessions, "id", ended_session, batch_size
+        ),
+        authorization_requests=await _delete_in_batches(
+            db, authorization_requests, "id", expired_request, batch_size
         ),
         revoked_access_tokens=await _delete_in_batches(
             db, revoked_access_tokens, "jti", expired_jti, batch_size

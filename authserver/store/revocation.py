@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from authserver.store.db import Database
 from authserver.store.refresh import revoke_user_families
+from authserver.store.sessions import end_user_sessions
 from authserver.store.tables import refresh_families, refresh_tokens, revoked_access_tokens, users
 
 fam = refresh_families
@@ -63,9 +64,11 @@ async def record_revoked_access_token(
 
 
 async def revoke_user_sessions(db: Database, username: str, now: datetime) -> int | None:
-    """Log a user out everywhere: revoke every live family of theirs in one statement.
+    """Log a user out everywhere: end their browser login sessions at /authorize (else a
+    signed-in browser would get new codes, and new families, at once) and revoke every live
+    family of theirs, in one transaction.
 
-    Returns how many sessions ended, or None if there is no such user.
+    Returns how many families were revoked, or None if there is no such user.
     """
     async with db.transaction() as conn:
         user_id = (
@@ -73,5 +76,6 @@ async def revoke_user_sessions(db: Database, username: str, now: datetime) -> in
         ).scalar_one_or_none()
         if user_id is None:
             return None
+        await conn.execute(end_user_sessions(user_id, reason=OPERATOR_REVOKED, now=now))
         result = await conn.execute(revoke_user_families(user_id, reason=OPERATOR_REVOKED, now=now))
     return int(result.rowcount)

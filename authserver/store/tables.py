@@ -88,6 +88,12 @@ clients = Table(
     Column("can_introspect", Boolean, nullable=False, server_default=text("false")),
     Column("access_token_ttl", Integer, nullable=True),  # NULL = ACCESS_TOKEN_TTL
     Column("created_at", UTCDateTime, nullable=False),
+    # Registered redirect URIs (issue 12), space-separated in registration order: the rules of
+    # authserver/clients/redirect_uris.py forbid whitespace in a URI. A column, not a table: a
+    # client is always read whole by its id, and matching (exact, or loopback with any port) is
+    # done in Python on the handful of URIs a client has.
+    Column("redirect_uris", Text, nullable=False, server_default=""),
+    Column("consent", Boolean, nullable=False, server_default=text("false")),  # --consent
 )
 
 # One row per password login: the refresh-token family (`sid` of its access tokens).
@@ -244,4 +250,124 @@ audit_events = Table(
     Column("subject", String(255), nullable=True),  # what it acted on: user id, kid, family id
     Column("detail", Text, nullable=True),  # JSON object with non-secret context
     Index("ix_audit_events_occurred_at", "occurred_at"),
+)
+
+
+# --- Sign-in through GET /authorize (issue 12) ---------------------------------------------------
+
+# A browser login session (cookie `authserver_session`). Only the SHA-256 of the cookie's value is
+# stored. It lasts SESSION_TTL from the sign-in (absolute, not sliding) and ends earlier on
+# POST /logout, a password change or the user's disabling (ended_at set, never reopened).
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time", UTCDateTime, nullable=False),  # when the password was checked
+    Column("expires_at", UTCDateTime, nullable=False),  # auth_time + SESSION_TTL
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("ended_reason", String(32), nullable=True),  # logout | password_changed | ...
+    Index("ix_login_sessions_user_id", "user_id"),
+    Index("ix_login_sessions_expires_at", "expires_at"),
+)
+
+# A validated authorization request waiting for the person on a page (sign-in or consent),
+# between the GET that showed the page and the POST that answers it. The form carries a random
+# handle; only its SHA-256 is stored. Deleted (DELETE ... RETURNING) when answered, so a form
+# can complete at most once; purge deletes the expired ones.
+authorization_requests = Table(
+    "authorization_requests",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("handle_hash", LargeBinary(32), nullable=False, unique=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("redirect_uri", Text, nullable=False),  # the one to use (loopback: with its port)
+    Column("redirect_uri_sent", Boolean, nullable=False),  # /token must then repeat it
+    Column("scope", Text, nullable=False),  # what will be granted
+    Column("state", Text, nullable=True),
+    Column("code_challenge", String(128), nullable=False),  # S256 only
+    Column("prompt", String(16), nullable=True),  # "login" (never "none": that shows no page)
+    # The login session that answers it: set when the GET found one (consent only), or by the
+    # sign-in POST. Ending the session makes the request unanswerable.
+    Column(
+        "session_id",
+        Uuid,
+        ForeignKey("login_sessions.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_authorization_requests_client_id", "client_id"),
+    Index("ix_authorization_requests_session_id", "session_id"),
+    Index("ix_authorization_requests_expires_at", "expires_at"),
+)
+
+# Authorization codes (RFC 6749 §4.1.2): only the SHA-256 is stored. Single use: the exchange
+# sets used_at atomically, then family_id once the refresh-token family exists; a second
+# presentation revokes that family. Kept past expiry while the family they started exists
+# (family_id is set NULL when purge deletes the family), so a late replay still revokes it.
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("code_hash", LargeBinary(32), nullable=False, unique=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("redirect_uri_sent", Boolean, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("auth_time", UTCDateTime, nullable=False),  # the login session's; family age counts
+    # The login session the code was issued in: /token starts a family only while it is live
+    # (ended by logout, a password change or disabling the user). SET NULL when purge deletes
+    # the ended session: the code is dead then, and a used one is kept for replay detection.
+    Column(
+        "session_id",
+        Uuid,
+        ForeignKey("login_sessions.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # issued_at + CODE_TTL
+    Column("used_at", UTCDateTime, nullable=True),
+    Column(
+        "family_id",
+        Uuid,
+        ForeignKey("refresh_families.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Index("ix_authorization_codes_client_id", "client_id"),
+    Index("ix_authorization_codes_user_id", "user_id"),
+    Index("ix_authorization_codes_family_id", "family_id"),
+    Index("ix_authorization_codes_session_id", "session_id"),
+    Index("ix_authorization_codes_expires_at", "expires_at"),
+)
+
+# Consent remembered per user and client (clients registered with --consent): the union of the
+# scopes the user approved. A request within it asks no question; a wider one asks again.
+consents = Table(
+    "consents",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("scope", Text, nullable=False),  # space-separated, the approved scopes
+    Column("granted_at", UTCDateTime, nullable=False),  # first approval
+    Column("updated_at", UTCDateTime, nullable=False),  # last approval that widened it
+    Index("ix_consents_client_id", "client_id"),
 )

@@ -1,4 +1,5 @@
-"""Users: create, look up, list, disable, change password (ending their sessions)."""
+"""Users: create, look up, list, disable, change password (ending their sessions: the browser
+login sessions of /authorize and the refresh-token families, in the same transaction)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from authserver.models import User
 from authserver.store.db import Database
 from authserver.store.refresh import revoke_user_families
+from authserver.store.sessions import PASSWORD_CHANGED, USER_DISABLED, end_user_sessions
 from authserver.store.tables import users
 
 
@@ -62,7 +64,8 @@ async def list_users(db: Database) -> list[User]:
 
 
 async def disable_user(db: Database, username: str, now: datetime) -> User | None:
-    """Disable a user and revoke all their refresh tokens in one transaction."""
+    """Disable a user, end their login sessions and revoke all their refresh tokens, in one
+    transaction (sessions first: see `end_user_sessions`)."""
     async with db.transaction() as conn:
         row = (
             await conn.execute(
@@ -74,6 +77,7 @@ async def disable_user(db: Database, username: str, now: datetime) -> User | Non
         ).first()
         if row is None:
             return None
+        await conn.execute(end_user_sessions(row.id, reason=USER_DISABLED, now=now))
         await conn.execute(revoke_user_families(row.id, reason="user_disabled", now=now))
     return _user(row._mapping)
 
@@ -81,7 +85,8 @@ async def disable_user(db: Database, username: str, now: datetime) -> User | Non
 async def set_password(
     db: Database, username: str, password_hash: str, now: datetime
 ) -> User | None:
-    """Replace a user's password and revoke all their refresh tokens in one transaction."""
+    """Replace a user's password, end their login sessions and revoke all their refresh tokens,
+    in one transaction (sessions first: see `end_user_sessions`)."""
     async with db.transaction() as conn:
         row = (
             await conn.execute(
@@ -93,6 +98,7 @@ async def set_password(
         ).first()
         if row is None:
             return None
+        await conn.execute(end_user_sessions(row.id, reason=PASSWORD_CHANGED, now=now))
         await conn.execute(revoke_user_families(row.id, reason="password_changed", now=now))
     return _user(row._mapping)
 

@@ -4,7 +4,7 @@ Existing rows keep NULL (sealed before KEK ids existed; `keys rekey` names them)
 format is unchanged: nonce || AES-256-GCM, the kid as associated data.
 
 Revision ID: 0005
-Revises: 0003 (issue 12's 0004 is on another branch; the order is fixed when both are merged)
+Revises: 0003 (issue 12's tables follow in 0006; no 0004 exists)
 Create Date: 2026-11-28
 """
 

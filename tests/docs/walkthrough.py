@@ -60,11 +60,14 @@ def continue_from(snapshot: Snapshot, workdir: Path, page: list[Block]) -> Itera
     """A session in a copy of the walk-through's directory, with its variables, and with each of
     its servers that the page's commands talk to (by port) running again on the same port (so
     ISSUER, and the tokens signed under it, stay valid). A page of CLI commands alone starts no
-    server: the CLI works on the database directly."""
+    server: the CLI works on the database directly. A `background` server of the page's own
+    gets a free port, mapped like the walk-through's."""
     for entry in snapshot.workdir.iterdir():
         if entry.is_dir() and entry.name not in (".venv", "examples", ".doc-session"):
             shutil.copytree(entry, workdir / entry.name, symlinks=True)
-    with doc_session(workdir, snapshot.ports) as session:
+    # A server the page itself starts (say, the example web app) gets a free port of its own.
+    ports = {**session_ports(page), **snapshot.ports}
+    with doc_session(workdir, ports) as session:
         session.execute(f"source {snapshot.variables}", "(restoring the walk-through's variables)")
         for server in snapshot.servers:
             if any(uses_port(block, server_port(server)) for block in page):

@@ -25,6 +25,10 @@ pytestmark = pytest.mark.e2e
 
 ONLY_READ = {"AUTHSERVER_SCOPES": '["read"]'}
 PRIVATE_FIELDS = {"secret", "client_secret", "secret_hash"}
+SIGN_IN = ("--grant", "authorization_code", "--grant", "refresh_token")
+REDIRECT_URIS = ["http://127.0.0.1:8001/callback", "com.example.app:/callback"]
+SIGN_IN_URIS = tuple(arg for uri in REDIRECT_URIS for arg in ("--redirect-uri", uri))
+BAD_URI = "https://app.example/callback#fragment"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class Scenario:
     scope_with_quote: CliResult
     unconfigured_scope: CliResult
     configured_scope: CliResult
+    sign_in: CliResult
+    sign_in_without_uri: CliResult
+    sign_in_bad_uri: CliResult
     to_delete: CliResult
     deleted: CliResult
     deleted_again: CliResult
@@ -88,6 +95,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         scope_with_quote,
         unconfigured_scope,
         configured_scope,
+        sign_in,
+        sign_in_without_uri,
+        sign_in_bad_uri,
         to_delete,
     ) = run_concurrently(
         create("web"),
@@ -100,6 +110,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         create("bad", "--scope", 'x"y'),
         create("bad", "--scope", "write", env=ONLY_READ),
         create("reader", "--scope", "read", "--json", env=ONLY_READ),
+        create("webapp", "--public", "--json", *SIGN_IN, *SIGN_IN_URIS, "--consent"),
+        create("bad", *SIGN_IN),
+        create("bad", *SIGN_IN, "--redirect-uri", BAD_URI),
         create("doomed", "--json"),
     )
     doomed = json_object(to_delete)["client_id"]
@@ -120,6 +133,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         scope_with_quote=scope_with_quote,
         unconfigured_scope=unconfigured_scope,
         configured_scope=configured_scope,
+        sign_in=sign_in,
+        sign_in_without_uri=sign_in_without_uri,
+        sign_in_bad_uri=sign_in_bad_uri,
         to_delete=to_delete,
         deleted=deleted,
         deleted_again=deleted_again,
@@ -182,7 +198,7 @@ def test_scope_outside_configured_scopes_is_refused(scenario: Scenario) -> None:
 
 def test_refused_creations_register_nothing(scenario: Scenario) -> None:
     names = sorted(row["name"] for row in scenario.clients.values())
-    assert names == ["api", "mobile", "reader", "spa", "web"]
+    assert names == ["api", "mobile", "reader", "spa", "web", "webapp"]
 
 
 def test_clients_list_never_shows_a_secret(scenario: Scenario) -> None:
@@ -206,3 +222,24 @@ def test_delete_removes_the_client_and_a_second_delete_is_an_error(scenario: Sce
     assert doomed in scenario.deleted.stdout
     assert doomed not in scenario.clients
     assert_one_line_error(scenario.deleted_again, doomed)
+
+
+def test_a_sign_in_client_is_listed_with_its_redirect_uris_and_consent(scenario: Scenario) -> None:
+    created = json_object(scenario.sign_in)
+    assert created["client_secret"] is None
+    row = scenario.clients[created["client_id"]]
+    assert row["redirect_uris"] == REDIRECT_URIS
+    assert row["consent"] is True
+    assert sorted(row["grants"]) == ["authorization_code", "refresh_token"]
+    assert_ok(scenario.listed_table)
+    header = scenario.listed_table.stdout.splitlines()[0].split()
+    assert "REDIRECT_URIS" in header
+    assert ",".join(REDIRECT_URIS) in scenario.listed_table.stdout
+
+
+def test_authorization_code_without_a_redirect_uri_is_refused(scenario: Scenario) -> None:
+    assert_one_line_error(scenario.sign_in_without_uri, "authorization_code", "--redirect-uri")
+
+
+def test_a_redirect_uri_that_breaks_the_rules_is_refused_naming_it(scenario: Scenario) -> None:
+    assert_one_line_error(scenario.sign_in_bad_uri, BAD_URI, "fragment")

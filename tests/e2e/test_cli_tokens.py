@@ -45,6 +45,9 @@ PURGE_TABLES = [
     "login_user_ip_failures",
     "login_known_ips",
     "audit_events",
+    "authorization_codes",
+    "login_sessions",
+    "authorization_requests",
 ]
 
 
@@ -198,6 +201,9 @@ async def test_tokens_purge_on_postgresql_deletes_only_dead_rows_and_prints_coun
         "login_user_ip_failures": 0,
         "login_known_ips": 0,
         "audit_events": 0,
+        "authorization_codes": 0,
+        "login_sessions": 0,
+        "authorization_requests": 0,
     }
     assert_ok(second)
     assert set(purge_counts(second.stdout).values()) == {0}

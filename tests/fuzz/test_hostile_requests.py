@@ -2,8 +2,10 @@
 
 Hostile requests (random bytes, huge, repeated, unicode and NUL parameters, wrong content
 types, random grant types, random Basic headers and tokens, random methods and paths) must
-never get a 5xx or a stack trace, errors must be RFC-style JSON, and a request that fails must
-leave the database exactly as it was.
+never get a 5xx or a stack trace, errors must be RFC-style JSON (or, at the HTML pages of
+/authorize and /logout, the error page with SPEC's security headers), and a request that fails
+must leave the database exactly as it was. tests/fuzz/test_hostile_sign_in.py goes deeper into
+/authorize and its sign-in form.
 
 Some tables are allowed to change on a failed request, and only then:
 - the login counters (`login_user_failures`, `login_ip_failures`, `login_user_ip_failures`), when
@@ -49,6 +51,10 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 # What a leaked stack trace or source path looks like in a body.
 LEAK = re.compile(r"Traceback|File \"|\.py\b|site-packages|/work/|sqlalchemy|asyncpg", re.I)
 
+# The HTML pages of sign-in through /authorize: their errors are the error page, not JSON (the
+# router's 404/405 and the body limit's 413 stay JSON there too).
+PAGE_PATHS = frozenset({"/authorize", "/authorize/sign-in", "/authorize/consent", "/logout"})
+
 # Placeholders the strategies use for the real client's credentials (known only at run time).
 CLIENT_ID = "\x00CLIENT_ID\x00"
 SECRET = "\x00SECRET\x00"
@@ -82,6 +88,10 @@ values = st.one_of(
             "asrt_" + "A" * 43,
             "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
             "access_token",
+            "S256",
+            "none",
+            "allow",
+            "https://app.example/callback",
             CLIENT_ID,
             SECRET,
             "",
@@ -104,6 +114,17 @@ names = st.one_of(
             "client_secret",
             "token",
             "token_type_hint",
+            "code",
+            "code_verifier",
+            "redirect_uri",
+            "response_type",
+            "code_challenge",
+            "code_challenge_method",
+            "state",
+            "prompt",
+            "authorization_request",
+            "csrf_token",
+            "decision",
         ]
     ),
     st.text(max_size=10),
@@ -196,12 +217,13 @@ random_paths = st.one_of(
 
 
 def app_routes(app: Starlette) -> list[tuple[str, list[str]]]:
-    """Every (path, methods) the application routes, read from the app itself."""
-    return [
-        (route.path, sorted(route.methods or ["GET"]))
-        for route in app.routes
-        if isinstance(route, Route)
-    ]
+    """Every (path, methods) the application routes, read from the app itself (a path served
+    by two routes, GET /logout and POST /logout, once with both methods)."""
+    merged: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, Route):
+            merged.setdefault(route.path, set()).update(route.methods or ["GET"])
+    return [(path, sorted(methods)) for path, methods in merged.items()]
 
 
 @pytest.fixture
@@ -263,12 +285,25 @@ async def send(
 def assert_well_behaved(response: httpx.Response) -> None:
     assert response.status_code < 500, (response.status_code, response.text)
     assert not LEAK.search(response.text), response.text
+    if response.headers.get("content-type", "").startswith("text/html"):
+        assert response.url.path in PAGE_PATHS, response.url
+        assert_safe_page(response)
+        return
     if response.status_code >= 400 and response.request.method != "HEAD":
         assert response.headers["content-type"].startswith("application/json"), response.headers
         body: Any = json.loads(response.text)
         assert isinstance(body, dict), body
         assert isinstance(body.get("error"), str), body
         assert isinstance(body.get("error_description", ""), str), body
+
+
+def assert_safe_page(response: httpx.Response) -> None:
+    """An HTML answer: SPEC's security headers, nothing reflected as markup."""
+    assert response.headers["cache-control"] == "no-store", response.headers
+    assert response.headers["x-frame-options"] == "DENY", response.headers
+    assert response.headers["referrer-policy"] == "no-referrer", response.headers
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "<script" not in response.text.lower(), response.text
 
 
 async def check(
@@ -288,7 +323,8 @@ async def check(
 def test_the_fuzzed_route_list_comes_from_the_app_and_covers_every_endpoint(app: Starlette) -> None:
     paths = {path for path, _methods in app_routes(app)}
     assert {"/token", "/.well-known/jwks.json", "/healthz", "/readyz", "/metrics"} <= paths
-    assert len(paths) == len([r for r in app.routes if isinstance(r, Route)])
+    assert paths >= PAGE_PATHS
+    assert paths == {r.path for r in app.routes if isinstance(r, Route)}
 
 
 @FUZZ

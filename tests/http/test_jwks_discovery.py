@@ -132,6 +132,7 @@ async def test_metadata_has_every_spec_field_with_the_right_values(
         "client_secret_post",
     ]
     assert sorted(document["grant_types_supported"]) == [
+        "authorization_code",
         "client_credentials",
         "password",
         "refresh_token",
@@ -141,11 +142,14 @@ async def test_metadata_has_every_spec_field_with_the_right_values(
         "client_secret_post",
         "none",
     ]
-    assert document["response_types_supported"] == []
+    # SPEC "Details": the authorization endpoint (issue 12), PKCE S256 only, RFC 9207's iss.
+    assert document["authorization_endpoint"] == f"{ISSUER}/authorize"
+    assert document["response_types_supported"] == ["code"]
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["authorization_response_iss_parameter_supported"] is True
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
     assert document["subject_types_supported"] == ["public"]
     assert isinstance(document["scopes_supported"], list)
-    assert "authorization_endpoint" not in document
 
 
 async def test_both_metadata_documents_are_identical(http: httpx.AsyncClient) -> None:
@@ -176,13 +180,6 @@ async def test_metadata_passes_authlib_rfc8414_validation(
     document = await get_metadata(http, path)
     metadata = AuthorizationServerMetadata(document)
     for name in AuthorizationServerMetadata.REGISTRY_KEYS:
-        if name == "response_types_supported":
-            # authlib rejects an empty list ("is required"), but RFC 8414 §2 only requires the
-            # member to be present as a JSON array; a token-endpoint-only server (no
-            # authorization endpoint) supports no response type at all, so [] is the honest
-            # value (SPEC "Details": response_types_supported: []). Checked by hand instead.
-            assert document["response_types_supported"] == []
-            continue
         getattr(metadata, f"validate_{name}")()
 
 
@@ -193,7 +190,13 @@ async def test_metadata_endpoints_are_served_where_advertised(http: httpx.AsyncC
     assert (await http.get(jwks_path)).json() == (await http.get(JWKS_PATH)).json()
     endpoints = [name for name in document if name.endswith("_endpoint")]
     assert "token_endpoint" in endpoints
+    # The authorization endpoint is a browser's GET: without a client_id, the error page.
+    authorize = await http.get(document["authorization_endpoint"].removeprefix(ISSUER))
+    assert authorize.status_code == 400
+    assert authorize.headers["content-type"].startswith("text/html")
     for name in endpoints:
+        if name == "authorization_endpoint":
+            continue
         response = await http.post(document[name].removeprefix(ISSUER), data={})
         assert response.status_code in (400, 401), (name, response.status_code, response.text)
         assert "error" in response.json()

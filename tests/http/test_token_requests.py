@@ -148,8 +148,8 @@ async def test_empty_body_without_client_is_invalid_request(http: httpx.AsyncCli
 @pytest.mark.parametrize(
     "grant_type",
     [
-        "authorization_code",
         "implicit",
+        "AUTHORIZATION_CODE",
         "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "PASSWORD",

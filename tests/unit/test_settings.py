@@ -28,6 +28,8 @@ def test_defaults_match_the_spec(config_file: Path) -> None:
     assert (settings.jwks_max_age, settings.keys_refresh_interval) == (300, 5.0)
     assert settings.scopes == []
     assert settings.audience == settings.issuer
+    assert (settings.session_ttl, settings.code_ttl, settings.templates_dir) == (43_200, 60, None)
+    assert settings.login_session_ttl == 43_200
 
 
 def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +62,9 @@ def test_list_in_the_environment_is_json(
         ("refresh_reuse_grace = 301\n", {}, "refresh_reuse_grace"),
         ('trusted_proxies = ["10.0.0.0/33"]\n', {}, "trusted_proxies"),
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
+        ("code_ttl = 601\n", {}, "code_ttl"),
+        ("session_ttl = 0\n", {}, "session_ttl"),
+        ('templates_dir = "/nonexistent/templates"\n', {}, "templates_dir"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_setting(
@@ -106,3 +111,11 @@ def test_shipped_config_file_lists_every_setting_at_its_default(
     assert listed.isdisjoint(commented_out)
     assert listed | commented_out == set(fields)
     assert commented_out == {name for name, field in fields.items() if field.default is None}
+
+
+def test_a_login_session_never_outlasts_refresh_family_max_age() -> None:
+    """A family counts from the sign-in: a session older than REFRESH_FAMILY_MAX_AGE could only
+    start dead ones, so it ends then (an older configuration with a short family age still
+    starts)."""
+    settings = load_settings(refresh_family_max_age=3600, refresh_token_ttl=600)
+    assert (settings.session_ttl, settings.login_session_ttl) == (43_200, 3600)
