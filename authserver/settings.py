@@ -7,6 +7,7 @@ before exiting non-zero.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -30,6 +31,12 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
+ENV_PREFIX = "AUTHSERVER_"
+# Variables with the prefix that are read directly and name no setting.
+NOT_SETTINGS = {
+    "AUTHSERVER_CONFIG": "the configuration file to read",
+    "AUTHSERVER_TEST_POSTGRES": "the test suite's PostgreSQL server (tests/postgres.py)",
+}
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -44,7 +51,7 @@ class Settings(BaseSettings):
     """Every setting of SPEC "Configuration", plus the tuning knobs the issues ask for."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AUTHSERVER_",
+        env_prefix=ENV_PREFIX,
         extra="forbid",
         frozen=True,
         validate_default=True,
@@ -417,6 +424,9 @@ def _config_path() -> Path | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning any problem into a one-line `ConfigError`."""
+    unknown = _unknown_variable()
+    if unknown is not None:
+        raise ConfigError(unknown)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -429,6 +439,22 @@ def load_settings(**overrides: Any) -> Settings:
             name = field.group(1)
             raise ConfigError(f"{name}: AUTHSERVER_{name.upper()} is not valid JSON") from None
         raise ConfigError(f"configuration: {_first_line(str(exc))}") from None
+
+
+def _unknown_variable() -> str | None:
+    """An AUTHSERVER_* environment variable that names no setting, refused like an unknown key
+    in the file: a misspelt variable would otherwise leave the default in force unnoticed."""
+    names = list(Settings.model_fields)
+    for variable in sorted(os.environ):
+        upper = variable.upper()  # pydantic-settings reads the variables case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS:
+            continue
+        name = upper.removeprefix(ENV_PREFIX).lower()
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {ENV_PREFIX}{close[0].upper()}?" if close else ""
+            return f"{variable}: unknown setting{hint}"
+    return None
 
 
 def _one_line(exc: ValidationError) -> str:

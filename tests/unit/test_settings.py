@@ -119,3 +119,37 @@ def test_a_login_session_never_outlasts_refresh_family_max_age() -> None:
     starts)."""
     settings = load_settings(refresh_family_max_age=3600, refresh_token_ttl=600)
     assert (settings.session_ttl, settings.login_session_ttl) == (43_200, 3600)
+
+
+@pytest.mark.parametrize(
+    "variable", ["AUTHSERVER_ACESS_TOKEN_TTL", "AUTHSERVER_METRICS", "authserver_issuerr"]
+)
+def test_an_environment_variable_that_names_no_setting_is_refused(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A typo in a variable would otherwise leave the default in force without a word."""
+    config_file.write_text("")
+    monkeypatch.setenv(variable, "60")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{variable}: unknown setting"), message
+
+
+def test_a_near_miss_names_the_setting_it_resembles(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("")
+    monkeypatch.setenv("AUTHSERVER_ACESS_TOKEN_TTL", "60")
+    with pytest.raises(ConfigError, match="AUTHSERVER_ACCESS_TOKEN_TTL"):
+        load_settings()
+
+
+def test_the_variables_that_are_not_settings_are_still_accepted(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AUTHSERVER_CONFIG names the file; AUTHSERVER_TEST_POSTGRES is the test suite's server."""
+    config_file.write_text("")
+    monkeypatch.setenv("AUTHSERVER_TEST_POSTGRES", "off")
+    assert load_settings().issuer == "http://127.0.0.1:8000"
