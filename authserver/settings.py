@@ -310,18 +310,22 @@ class Settings(BaseSettings):
         description="Serve Prometheus metrics. false: `/metrics` answers 404 and no metrics "
         "port is opened.",
     )
-    metrics_port: int | None = Field(
-        default=None,
-        ge=1,
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
         le=65_535,
-        description="Serve `/metrics` on this separate port instead (the main port then answers "
-        "404 there), e.g. to keep it off the public load balancer. Unset: the main port. With "
-        "`serve --workers N`, `serve`'s supervisor process answers on it.",
+        description="Port of `/metrics`, apart from the public port (which answers 404 there), "
+        "so that the load balancer never exposes it. 9464 is the default port of "
+        "OpenTelemetry's Prometheus exporter, the usual home of an application's own metrics "
+        "(the Prometheus registry's exporter range, 9100-9999, is all taken). 0: serve "
+        "`/metrics` on the main port instead. With `serve --workers N`, `serve`'s supervisor "
+        "process answers on it; two `serve` on one host need a port each.",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
-        description="Address METRICS_PORT listens on; `0.0.0.0` for every interface (e.g. in a "
-        "container scraped from outside).",
+        description="Address METRICS_PORT listens on: loopback, for a Prometheus (or agent) on "
+        "the same host; `0.0.0.0` for every interface (e.g. in a container scraped from "
+        "another one).",
     )
     log_format: Literal["json", "text"] = Field(
         default="json",
@@ -389,6 +393,14 @@ class Settings(BaseSettings):
         """How long a login session lasts: SESSION_TTL, but never past REFRESH_FAMILY_MAX_AGE
         (the refresh-token families its codes start count from the same sign-in)."""
         return min(self.session_ttl, self.refresh_family_max_age)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the separate metrics port listens; None when metrics are off, or are served
+        on the main port (METRICS_PORT 0)."""
+        if not self.metrics_enabled or self.metrics_port == 0:
+            return None
+        return (self.metrics_host, self.metrics_port)
 
     @property
     def audience(self) -> str:

@@ -115,21 +115,20 @@ def _metrics_directory(workers: int) -> Iterator[str | None]:
 def _metrics_port(settings: Settings, metrics_dir: str | None) -> Iterator[None]:
     """METRICS_PORT in multiprocess mode is served here, by the supervisor, from every worker's
     files (a single process serves it from its app instead: authserver.http.health)."""
-    if not settings.metrics_enabled or settings.metrics_port is None:
+    address = settings.metrics_address
+    if address is None:
         yield
         return
     if metrics_dir is None:
         # One process: its app opens the port at start-up, where a failure would only be a
         # logged traceback. Try the port here first, for a one-line error in the usual case.
-        _try_to_bind(settings.metrics_host, settings.metrics_port)
+        _try_to_bind(*address)
         yield
         return
     try:
-        server: MetricsServer = start_metrics_server(
-            settings.metrics_host, settings.metrics_port, _AggregatedRegistry(metrics_dir)
-        )
+        server: MetricsServer = start_metrics_server(*address, _AggregatedRegistry(metrics_dir))
     except OSError as exc:
-        raise _cannot_listen(settings.metrics_host, settings.metrics_port, exc) from None
+        raise _cannot_listen(*address, exc) from None
     try:
         yield
     finally:

@@ -32,6 +32,15 @@ def test_defaults_match_the_spec(config_file: Path) -> None:
     assert settings.login_session_ttl == 43_200
 
 
+def test_metrics_are_served_off_the_public_port_by_default(config_file: Path) -> None:
+    """/metrics on a port of its own (9464), on loopback only, unless METRICS_PORT says 0."""
+    config_file.write_text("")
+    settings = load_settings()
+    assert (settings.metrics_port, settings.metrics_host) == (9464, "127.0.0.1")
+    config_file.write_text("metrics_port = 0\n")
+    assert load_settings().metrics_port == 0
+
+
 def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_file.write_text('access_token_ttl = 300\nissuer = "https://file.example"\n')
     monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "120")
