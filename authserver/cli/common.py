@@ -20,7 +20,8 @@ from authserver.settings import ConfigError, Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
 from authserver.store.dialect import dialect_for
 from authserver.store.keys import KeyStateConflict
-from authserver.store.migrate import SchemaOutOfDate, check_at_head, upgrade
+from authserver.store.migrate import upgrade
+from authserver.store.schema import SchemaOutOfDate, check_at_head
 
 T = TypeVar("T")
 
