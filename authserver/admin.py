@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from authserver.clients.authentication import new_client_id, new_client_secret
-from authserver.clients.policy import DEFAULT_GRANT_TYPES, GRANT_TYPES
+from authserver.clients.grant_types import DEFAULT_GRANT_TYPES, GRANT_TYPES
 from authserver.clients.redirect_uris import redirect_uri_problem
 from authserver.login.passwords import Passwords, check_new_password
 from authserver.models import Client, User

@@ -417,13 +417,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_path()
+        path = config_path()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
 
-def _config_path() -> Path | None:
+def config_path() -> Path | None:
     """The TOML file to read: `$AUTHSERVER_CONFIG` (must exist) or the default (may be absent)."""
     explicit = os.environ.get("AUTHSERVER_CONFIG")
     if explicit:
@@ -444,7 +444,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {_config_path()}: {_first_line(str(exc))}") from None
+        raise ConfigError(f"config file {config_path()}: {_first_line(str(exc))}") from None
     except ValueError as exc:  # pydantic-settings' SettingsError, e.g. a bad JSON list in env
         field = re.search(r'field "(\w+)"', str(exc))
         if field:

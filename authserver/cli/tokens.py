@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from authserver.admin import AdminError
 from authserver.cli import common
-from authserver.observability.audit import AuditEvent, operator, record
-from authserver.services import utc_now
-from authserver.store import revocation as revocation_store
-from authserver.store.db import Database
-from authserver.store.purge import DEFAULT_BATCH_SIZE, PurgeCounts, PurgePolicy, purge
-from authserver.tokens.revocation import Revocation, token_revoked
+
+if TYPE_CHECKING:
+    from authserver.store.db import Database
+    from authserver.store.purge import PurgeCounts
+
+# store/purge.py's DEFAULT_BATCH_SIZE, written here so that `--help` need not import the store
+# (tests/unit/test_cli_output.py keeps the two equal).
+PURGE_BATCH_SIZE = 1000
 
 
 @click.group()
@@ -30,6 +33,11 @@ def tokens_revoke(username: str) -> None:
     Their access tokens carry the family as `sid`, so introspection reports them inactive too;
     resource servers that verify offline accept them until they expire (ACCESS_TOKEN_TTL).
     """
+    from authserver.admin import AdminError
+    from authserver.clock import utc_now
+    from authserver.observability.audit import operator
+    from authserver.store import revocation as revocation_store
+    from authserver.tokens.revocation import Revocation, token_revoked
 
     async def work(db: Database) -> int:
         count = await revocation_store.revoke_user_sessions(db, username, utc_now())
@@ -48,7 +56,7 @@ def tokens_revoke(username: str) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=DEFAULT_BATCH_SIZE,
+    default=PURGE_BATCH_SIZE,
     show_default=True,
     help="Rows per DELETE; each batch is its own short transaction.",
 )
@@ -58,6 +66,10 @@ def tokens_purge(batch_size: int) -> None:
     Also stale login counters, and audit events older than AUDIT_RETENTION_DAYS. Prints one
     `TABLE: N deleted` line per table. Run it on a schedule, e.g. hourly.
     """
+    from authserver.clock import utc_now
+    from authserver.observability.audit import AuditEvent, operator, record
+    from authserver.store.purge import PurgePolicy, purge
+
     settings = common.load()
     policy = PurgePolicy.from_settings(settings)
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from authserver.store.db import create_private_file
-from authserver.store.schema import migrations_dir
+from authserver.store.schema import migrations_dir, refusal
 
 
 def alembic_config(database_url: str) -> Config:
@@ -29,12 +30,18 @@ def upgrade(database_url: str) -> None:
     """
     config = alembic_config(database_url)
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        lock_path = Path(f"{url.database}.migrate-lock")
-        create_private_file(lock_path)
-        with lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            create_private_file(Path(url.database))  # before Alembic's engine creates it
+    try:
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            lock_path = Path(f"{url.database}.migrate-lock")
+            create_private_file(lock_path)
+            with lock_path.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                create_private_file(Path(url.database))  # before Alembic's engine creates it
+                command.upgrade(config, "head")
+        else:
             command.upgrade(config, "head")
-    else:
-        command.upgrade(config, "head")
+    except sa_exc.DBAPIError as exc:
+        refused = refusal(exc)
+        if refused is None:
+            raise
+        raise refused from None

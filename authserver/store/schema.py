@@ -27,6 +27,25 @@ class SchemaOutOfDate(Exception):
     """The database is not at the head revision; the message says what to run, in one line."""
 
 
+class DatabaseRefused(Exception):
+    """The database server refused us: no such database, or the login was refused (one line)."""
+
+
+def refusal(exc: sa_exc.DBAPIError) -> DatabaseRefused | None:
+    """What a connection error means to the operator, when it is the server saying no (rather
+    than not answering, which is DATABASE_UNAVAILABLE): SQLSTATE 3D000, or class 28."""
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    if state == "3D000":
+        return DatabaseRefused(
+            "the database does not exist on the server: create it (CREATE DATABASE), then run "
+            "`authserver db upgrade`; or check DATABASE_URL"
+        )
+    if state.startswith("28"):
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else state
+        return DatabaseRefused(f"the database refused the login ({reason}); check DATABASE_URL")
+    return None
+
+
 def migrations_dir() -> Path:
     """Inside an installed wheel the revisions ship as `authserver/migrations`; in a checkout
     (editable install) they are the top-level `migrations/` folder."""
@@ -69,19 +88,21 @@ async def current_revision(db: Database) -> str | None:
     try:
         async with db.read() as conn:
             row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
-    except (sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
+    except sa_exc.DBAPIError as exc:
         if _no_version_table(exc):
             return None
+        refused = refusal(exc)
+        if refused is not None:
+            raise refused from None
         raise
     return None if row is None else str(row[0])
 
 
 def _no_version_table(exc: sa_exc.DBAPIError) -> bool:
-    """PostgreSQL: relation "alembic_version" does not exist (42P01); SQLite: no such table."""
-    message = str(exc.orig)
-    return "alembic_version" in message and (
-        "does not exist" in message or "no such table" in message
-    )
+    """PostgreSQL: undefined table (42P01); SQLite: "no such table: alembic_version"."""
+    if getattr(exc.orig, "sqlstate", None) == "42P01":
+        return True
+    return "no such table: alembic_version" in str(exc.orig)
 
 
 async def check_at_head(db: Database) -> str:

@@ -170,14 +170,29 @@ def cli(tmp_path: Path) -> Cli:
 # --- assertions shared by the CLI tests -------------------------------------------------------
 
 CLICK_USAGE_PREFIXES = ("Usage:", "Try '")
+# The line every command starts its stderr with: which database and issuer it uses.
+CONTEXT_PREFIX = "authserver: using database "
+# `serve` says it as its first log line: JSON (LOG_FORMAT=json) or text ("… authserver: using …").
+SERVE_CONTEXT_JSON = '"logger":"authserver","message":"using database '
+
+
+def is_context_line(line: str) -> bool:
+    return CONTEXT_PREFIX in line or SERVE_CONTEXT_JSON in line
+
+
+def context_line(result: CliResult) -> str:
+    """The stderr line naming the database and the issuer (exactly one)."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith(CONTEXT_PREFIX)]
+    assert len(lines) == 1, f"expected one context line on stderr:\n{result.stderr}"
+    return lines[0]
 
 
 def error_lines(result: CliResult) -> list[str]:
-    """Non-blank stderr lines other than click's usage lines."""
+    """Non-blank stderr lines other than click's usage lines and the context line."""
     return [
         line
         for line in result.stderr.splitlines()
-        if line.strip() and not line.startswith(CLICK_USAGE_PREFIXES)
+        if line.strip() and not line.startswith(CLICK_USAGE_PREFIXES) and not is_context_line(line)
     ]
 
 

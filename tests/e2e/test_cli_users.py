@@ -86,7 +86,8 @@ def _set_password(name: str, cwd: Path, password: str) -> Invocation:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    home = tmp_path_factory.mktemp("users-home")  # empty: the embedded SQLite default
+    home = tmp_path_factory.mktemp("users-home")  # the embedded SQLite default, created here:
+    assert_ok(run_authserver(["db", "upgrade"], home))
     created_alice = run_authserver(
         ["users", "create", "alice", "--password-stdin"], home, stdin=f"{ALICE_PASSWORD}\n"
     )
