@@ -27,6 +27,14 @@ class AdminError(Exception):
     """Bad operator input; the message is one line."""
 
 
+class NotFound(AdminError):
+    """The user or client named does not exist."""
+
+
+class AlreadyExists(AdminError):
+    """What was to be created exists already."""
+
+
 @dataclass(frozen=True)
 class NewClient:
     client: Client
@@ -44,7 +52,7 @@ async def create_user(
     try:
         return await user_store.create_user(db, username, await passwords.hash(password), now)
     except user_store.UserExists:
-        raise AdminError(f"user {username!r} already exists") from None
+        raise AlreadyExists(f"user {username!r} already exists") from None
 
 
 async def set_password(
@@ -53,16 +61,30 @@ async def set_password(
     problem = check_new_password(password)
     if problem:
         raise AdminError(problem)
-    user = await user_store.set_password(db, username, await passwords.hash(password), now)
-    if user is None:
-        raise AdminError(f"no such user: {username!r}")
-    return user
+    return _found(
+        await user_store.set_password(db, username, await passwords.hash(password), now), username
+    )
 
 
 async def disable_user(db: Database, username: str, now: datetime) -> User:
-    user = await user_store.disable_user(db, username, now)
+    return _found(await user_store.disable_user(db, username, now), username)
+
+
+async def enable_user(db: Database, username: str) -> User:
+    return _found(await user_store.enable_user(db, username), username)
+
+
+async def delete_user(db: Database, username: str) -> User:
+    return _found(await user_store.delete_user(db, username), username)
+
+
+async def get_user(db: Database, username: str) -> User:
+    return _found(await user_store.get_user(db, username), username)
+
+
+def _found(user: User | None, username: str) -> User:
     if user is None:
-        raise AdminError(f"no such user: {username!r}")
+        raise NotFound(f"no such user: {username!r}")
     return user
 
 
@@ -161,6 +183,56 @@ def _shown(uri: str) -> str:
     return repr(uri)
 
 
+async def get_client(db: Database, client_id: str) -> Client:
+    client = await client_store.get_client(db, client_id)
+    if client is None:
+        raise NotFound(f"no such client: {client_id!r}")
+    return client
+
+
+async def update_client(
+    db: Database, settings: Settings, client_id: str, change: client_store.ClientUpdate
+) -> Client:
+    """Change the fields given, checked as `create_client` checks them. Whether the client is
+    public never changes, so the checks that depend on it hold whatever another operator
+    changes meanwhile."""
+    current = await get_client(db, client_id)
+    grants = tuple(sorted(change.grant_types)) if change.grant_types is not None else None
+    ttl = change.access_token_ttl or None  # 0: back to ACCESS_TOKEN_TTL
+    _check_client(
+        settings,
+        current.name if change.name is None else change.name,
+        current.is_public,
+        grants or (),
+        change.scopes or (),
+        change.audiences or (),
+        ttl,
+    )
+    if grants is not None and not grants:
+        raise AdminError("a client needs at least one grant")
+    if current.is_public and change.can_introspect:
+        raise AdminError("a public client cannot introspect: /introspect needs a client secret")
+    updated = await client_store.update_client(db, client_id, change)
+    if updated is None:
+        raise NotFound(f"no such client: {client_id!r}")
+    return updated
+
+
+async def rotate_client_secret(
+    db: Database, client_id: str, *, revoke_sessions: bool, now: datetime
+) -> tuple[str, int]:
+    """A new secret for a confidential client (shown once, stored as its digest) and the number
+    of sessions revoked with it (`revoke_sessions`)."""
+    secret = new_client_secret()
+    revoked = await client_store.rotate_secret(
+        db, client_id, token_digest(secret), revoke_sessions=revoke_sessions, now=now
+    )
+    if revoked is None:
+        await get_client(db, client_id)  # NotFound, or else:
+        raise AdminError(f"client {client_id!r} is public: it has no secret to rotate")
+    return secret, revoked
+
+
 async def delete_client(db: Database, client_id: str) -> None:
     if not await client_store.delete_client(db, client_id):
-        raise AdminError(f"no such client: {client_id!r}")
+        raise NotFound(f"no such client: {client_id!r}")

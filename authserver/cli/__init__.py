@@ -60,7 +60,8 @@ def main() -> None:
 
     Settings come from, highest precedence first: these options, `AUTHSERVER_*` environment
     variables, the configuration file, the defaults. Every command names the database and
-    issuer it uses on stderr.
+    issuer it uses on stderr. Exit status: 0 success, 1 error, 2 usage error, 3 not found,
+    4 already exists.
     """
 
 

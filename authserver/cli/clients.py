@@ -1,4 +1,4 @@
-"""`clients create | list | delete`."""
+"""`clients create | list | show | update | rotate-secret | delete`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from authserver.cli import common
-from authserver.cli.output import iso, json_option, print_rows
+from authserver.cli.output import iso, json_option, print_fields, print_json, print_rows
 from authserver.clients.grant_types import GRANT_TYPES
 
 if TYPE_CHECKING:
@@ -143,10 +143,144 @@ def clients_list(as_json: bool) -> None:
     print_rows(rows, as_json, columns)
 
 
+@clients.command("show")
+@click.argument("client_id")
+@json_option("One JSON object with the same fields.")
+def clients_show(client_id: str, as_json: bool) -> None:
+    """One client: name, public, grants, scopes, audiences, introspect, its access-token TTL
+    (none: ACCESS_TOKEN_TTL), created_at. Never a secret. Exit status 3 if there is no such
+    client."""
+    from authserver import admin
+
+    async def work(db: Database) -> Client:
+        return await admin.get_client(db, client_id)
+
+    client = common.run(common.load(), work)
+    print_fields({**_fields(client), "access_token_ttl": client.access_token_ttl}, as_json)
+
+
+@clients.command("update")
+@click.argument("client_id")
+@click.option("--name", default=None, help="A new display name.")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice(GRANT_TYPES),
+    help="The grants the client may use from now on (repeatable; replaces them all). Without "
+    "`refresh_token`, its refresh tokens stop working; without `password`, no new logins.",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="The scopes the client may ask for from now on (repeatable; replaces them all).",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="`aud` of the client's new access tokens (repeatable; replaces them all).",
+)
+@click.option(
+    "--introspect/--no-introspect",
+    default=None,
+    help="Allow, or no longer allow, the client to call /introspect.",
+)
+@click.option(
+    "--access-token-ttl",
+    type=click.IntRange(0),
+    default=None,
+    help="The client's access-token lifetime, 1 to ACCESS_TOKEN_TTL seconds; 0: none of its "
+    "own (ACCESS_TOKEN_TTL).",
+)
+@json_option("The client afterwards, as one JSON object (as `clients show --json`).")
+def clients_update(
+    client_id: str,
+    name: str | None,
+    grants: tuple[str, ...],
+    scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    introspect: bool | None,
+    access_token_ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Change a client: each option given replaces that field, checked as `clients create`
+    checks it; the others stay. A public client stays public, a confidential one keeps its
+    secret (`rotate-secret` changes it). Takes effect at the client's next request; access
+    tokens already issued keep their scopes and audiences until they expire. Exit status 3 if
+    there is no such client."""
+    from authserver import admin
+    from authserver.store.clients import ClientUpdate
+
+    change = ClientUpdate(
+        name=name,
+        grant_types=frozenset(grants) if grants else None,
+        scopes=tuple(dict.fromkeys(scopes)) if scopes else None,
+        audiences=tuple(dict.fromkeys(audiences)) if audiences else None,
+        can_introspect=introspect,
+        access_token_ttl=access_token_ttl,
+    )
+    if not change.values():
+        raise click.UsageError("nothing to change: give at least one option")
+    settings = common.load()
+
+    async def work(db: Database) -> Client:
+        client = await admin.update_client(db, settings, client_id, change)
+        detail = {column: _detail(value) for column, value in change.values().items()}
+        await _audit(db, "client.updated", client_id, detail)
+        return client
+
+    client = common.run(settings, work)
+    fields = {**_fields(client), "access_token_ttl": client.access_token_ttl}
+    if as_json:
+        print_json(fields)
+    else:
+        click.echo(f"updated client {client_id}: {', '.join(change.values())}")
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--revoke-sessions",
+    is_flag=True,
+    help="Also revoke every live login (refresh-token family) at the client: for a secret "
+    "that leaked together with refresh tokens.",
+)
+@json_option('One JSON object {"client_id": ..., "client_secret": ..., "sessions_revoked": N}.')
+def clients_rotate_secret(client_id: str, revoke_sessions: bool, as_json: bool) -> None:
+    """Give a confidential client a new secret, shown this once only (`client_id: ...`,
+    `client_secret: ...`, as `clients create` prints them). The old secret stops working at
+    once: deploy the new one to the client first thing.
+
+    The client's live refresh tokens stay valid: a refresh needs the client's secret, so from
+    now on only a holder of the new secret can use them, and the client's users stay logged
+    in. `--revoke-sessions` ends them too. Exit status 3 if there is no such client; a public
+    client has no secret and is refused.
+    """
+    from authserver import admin
+    from authserver.clock import utc_now
+
+    async def work(db: Database) -> tuple[str, int]:
+        secret, revoked = await admin.rotate_client_secret(
+            db, client_id, revoke_sessions=revoke_sessions, now=utc_now()
+        )
+        await _audit(db, "client.secret_rotated", client_id, {"sessions_revoked": revoked})
+        return secret, revoked
+
+    secret, revoked = common.run(common.load(), work)
+    _print_secret(client_id, secret, as_json, {"sessions_revoked": revoked})
+    if not as_json and revoke_sessions:
+        sessions = "session" if revoked == 1 else "sessions"
+        click.echo(f"revoked {revoked} {sessions} of client {client_id}", err=True)
+
+
 @clients.command("delete")
 @click.argument("client_id")
-def clients_delete(client_id: str) -> None:
-    """Delete a client and every refresh token it holds."""
+@json_option('One JSON object {"client_id": ..., "deleted": true}.')
+def clients_delete(client_id: str, as_json: bool) -> None:
+    """Delete a client and every refresh token it holds. Exit status 3 if there is no such
+    client."""
     from authserver import admin
 
     async def work(db: Database) -> None:
@@ -154,7 +288,10 @@ def clients_delete(client_id: str) -> None:
         await _audit(db, "client.deleted", client_id, {})
 
     common.run(common.load(), work)
-    click.echo(f"deleted client {client_id}")
+    if as_json:
+        print_json({"client_id": client_id, "deleted": True})
+    else:
+        click.echo(f"deleted client {client_id}")
 
 
 def _fields(client: Client) -> dict[str, Any]:
@@ -172,14 +309,20 @@ def _fields(client: Client) -> dict[str, Any]:
     }
 
 
-def _print_secret(client_id: str, secret: str | None, as_json: bool) -> None:
+def _print_secret(
+    client_id: str, secret: str | None, as_json: bool, extra: dict[str, int] | None = None
+) -> None:
     """SPEC: `client_id: …` and, if confidential, `client_secret: …`; or one JSON object."""
     if as_json:
-        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        click.echo(json.dumps({"client_id": client_id, "client_secret": secret, **(extra or {})}))
         return
     click.echo(f"client_id: {client_id}")
     if secret is not None:
         click.echo(f"client_secret: {secret}")
+
+
+def _detail(value: Any) -> DetailValue:
+    return value if isinstance(value, str | int | bool) or value is None else str(value)
 
 
 async def _audit(db: Database, event: str, client_id: str, detail: dict[str, DetailValue]) -> None:

@@ -16,6 +16,8 @@ import click
 
 ERROR = 1  # the command failed: bad input, configuration, database, keys
 USAGE = 2  # click's: an unknown option, a missing argument
+NOT_FOUND = 3  # the user, client or key named does not exist
+EXISTS = 4  # what was to be created already exists
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -33,11 +35,14 @@ class CliError(click.ClickException):
 # importing, say, the store to test a configuration error would cost a command 0.3 s.
 _EXPECTED: tuple[tuple[str, str, int], ...] = (
     ("authserver.settings", "ConfigError", ERROR),
+    ("authserver.admin", "NotFound", NOT_FOUND),
+    ("authserver.admin", "AlreadyExists", EXISTS),
     ("authserver.admin", "AdminError", ERROR),
     ("authserver.store.schema", "SchemaOutOfDate", ERROR),
     ("authserver.store.schema", "DatabaseRefused", ERROR),
     ("authserver.keys.kek", "KeyDecryptionError", ERROR),
     ("authserver.keys.ring", "NoSigningKey", ERROR),
+    ("authserver.keys.lifecycle", "UnknownKey", NOT_FOUND),
     ("authserver.keys.lifecycle", "KeyLifecycleError", ERROR),
     ("authserver.store.keys", "KeyStateConflict", ERROR),
 )

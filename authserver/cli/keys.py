@@ -79,7 +79,8 @@ def keys_list(as_json: bool) -> None:
     is_flag=True,
     help="Emergency: promote the next key even if it was published less than JWKS_MAX_AGE ago.",
 )
-def keys_rotate(force: bool) -> None:
+@json_option('One JSON object {"current": KID, "retired": KID, "next": KID, "early_by": SECONDS}.')
+def keys_rotate(force: bool, as_json: bool) -> None:
     """Promote the next key to current, retire the current one, create a new next key.
 
     Refused while the next key has been published for less than JWKS_MAX_AGE, so that no
@@ -98,6 +99,16 @@ def keys_rotate(force: bool) -> None:
         return rotation
 
     rotation = common.run(settings, work)
+    if as_json:  # stderr stays one JSON object: `early_by` says it
+        print_json(
+            {
+                "current": rotation.current_kid,
+                "retired": rotation.retired_kid,
+                "next": rotation.next_kid,
+                "early_by": rotation.early_by,
+            }
+        )
+        return
     if rotation.early_by:
         _warn_early(rotation, settings)
     click.echo(f"current: {rotation.current_kid} (signs new tokens)")
@@ -109,9 +120,14 @@ def keys_rotate(force: bool) -> None:
 # A kid is base64url, so one in 64 starts with "-": read such a word as the KID, not an option.
 @keys.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
-def keys_revoke(kid: str) -> None:
+@json_option(
+    'One JSON object {"revoked": KID, "previous_state": ..., "current": KID or null, '
+    '"next": KID or null}.'
+)
+def keys_revoke(kid: str, as_json: bool) -> None:
     """Compromised key: unpublish KID at once. Revoking the current key promotes the next key
-    (and creates a new next key) in the same step, so signing never stops."""
+    (and creates a new next key) in the same step, so signing never stops. Exit status 3 if no
+    key has that kid."""
     from authserver.clock import utc_now
     from authserver.keys import lifecycle
     from authserver.observability.audit import AuditEvent, operator, record
@@ -130,6 +146,16 @@ def keys_revoke(kid: str) -> None:
 
     revocation = common.run(settings, work)
     promoted = revocation.promoted
+    if as_json:
+        print_json(
+            {
+                "revoked": revocation.kid,
+                "previous_state": revocation.previous_state,
+                "current": promoted.current_kid if promoted is not None else None,
+                "next": promoted.next_kid if promoted is not None else revocation.new_next_kid,
+            }
+        )
+        return
     click.echo(f"revoked: {revocation.kid} (was {revocation.previous_state}; no longer published)")
     if promoted is not None:
         if promoted.early_by:
@@ -146,7 +172,8 @@ def keys_revoke(kid: str) -> None:
 
 
 @keys.command("export-jwks")
-def keys_export_jwks() -> None:
+@json_option("Accepted for uniformity: the JWKS is JSON already; errors become JSON too.")
+def keys_export_jwks(as_json: bool) -> None:
     """Print the public JWKS (what /.well-known/jwks.json serves), e.g. to pin or pre-seed
     resource servers. Public keys only, each computed from its private key (so it needs the
     KEK) and refused if its row was altered."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from authserver.cli import common
+from authserver.cli.output import json_option, print_json
 
 if TYPE_CHECKING:
     from authserver.settings import Settings
@@ -51,7 +52,8 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@json_option('One JSON object {"revision": ...}: the schema revision the database is now at.')
+def db_upgrade(as_json: bool) -> None:
     """Bring the schema to the latest revision and make sure signing keys exist.
 
     Decrypts every stored signing key first, so a wrong KEY_ENCRYPTION_KEY stops it before
@@ -59,8 +61,11 @@ def db_upgrade() -> None:
     SQLite). Prints `database schema is up to date`.
     """
     settings = common.load()
-    _ensure_signing_keys(settings, migrate=True)
-    click.echo("database schema is up to date")
+    revision = _ensure_signing_keys(settings, migrate=True)
+    if as_json:
+        print_json({"revision": revision})
+    else:
+        click.echo("database schema is up to date")
 
 
 def _ensure_signing_keys(settings: Settings, *, migrate: bool) -> str:

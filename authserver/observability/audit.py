@@ -48,8 +48,14 @@ EVENTS: Mapping[str, str] = {
     "(subject: its KEK id; detail: keys, previous_kek_ids)",
     "user.created": "an operator created a user",
     "user.disabled": "an operator disabled a user (their sessions end)",
+    "user.enabled": "an operator enabled a disabled user again",
+    "user.deleted": "an operator deleted a user and their sessions (detail: username)",
+    "user.unlocked": "an operator lifted a user's login locks (detail: counters cleared)",
     "user.password_changed": "an operator set a user's password (their sessions end)",
     "client.created": "an operator registered a client",
+    "client.updated": "an operator changed a client (detail: the new value of each field changed)",
+    "client.secret_rotated": "an operator gave a client a new secret; the old one stopped working "
+    "(detail: sessions_revoked)",
     "client.deleted": "an operator deleted a client and its tokens",
 }
 
