@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from authserver.cli.audit import audit
+from authserver.cli.check import check
 from authserver.cli.clients import clients
 from authserver.cli.keys import keys
 from authserver.cli.report import RootGroup
@@ -65,5 +66,5 @@ def main() -> None:
     """
 
 
-for command in (serve, db, users, clients, keys, tokens, audit):
+for command in (serve, db, users, clients, keys, tokens, audit, check):
     main.add_command(command)

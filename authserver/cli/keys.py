@@ -1,5 +1,9 @@
 """`keys list | rotate [--now] | revoke KID | export-jwks` (SPEC "Signing keys"), and `keys
-rekey` (KEK rotation)."""
+rekey` (KEK rotation).
+
+Every one of them proves first that the key-encryption keys open the stored keys: a wrong or
+malformed KEY_ENCRYPTION_KEY (or a missing `keys/kek`) stops it with one line.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from authserver.keys.kek import KeyEncryptionKeys
     from authserver.keys.lifecycle import Revocation, Rotation
     from authserver.keys.rekey import Rekey
+    from authserver.models import SigningKeyRecord
     from authserver.settings import Settings
     from authserver.store.db import Database
 
@@ -33,10 +38,9 @@ def keys_list(as_json: bool) -> None:
     The table adds whether the key is in the JWKS now and when it ended (retired or revoked).
     """
     from authserver.clock import utc_now
-    from authserver.store import keys as key_store
 
     settings = common.load()
-    records = common.run(settings, key_store.list_keys)
+    records, _keks = _verified_keys(settings)
     if as_json:
         rows = [
             {
@@ -179,11 +183,9 @@ def keys_export_jwks(as_json: bool) -> None:
     KEK) and refused if its row was altered."""
     from authserver.clock import utc_now
     from authserver.keys.ring import public_jwks
-    from authserver.store import keys as key_store
 
     settings = common.load()
-    keks = _operator_kek(settings)
-    records = common.run(settings, key_store.list_keys)
+    records, keks = _verified_keys(settings)
     with expected_errors():
         published = public_jwks(records, settings, keks, utc_now())
     click.echo(json.dumps({"keys": published}, indent=2))
@@ -228,6 +230,18 @@ def keys_rekey() -> None:
         "no key needs the previous KEK any more: remove it from PREVIOUS_KEY_ENCRYPTION_KEYS or "
         f"the KEK file, once every serving process has KEK {result.kek_id}"
     )
+
+
+def _verified_keys(settings: Settings) -> tuple[list[SigningKeyRecord], KeyEncryptionKeys]:
+    """The stored keys, once the KEKs have been shown to open every one of them, and the KEKs."""
+    from authserver.keys.verification import verify_keks
+    from authserver.store import keys as key_store
+
+    keks = _operator_kek(settings)
+    records = common.run(settings, key_store.list_keys)
+    with expected_errors():
+        verify_keks(records, keks)
+    return records, keks
 
 
 def _operator_kek(settings: Settings) -> KeyEncryptionKeys:
