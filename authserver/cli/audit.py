@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from typing import TYPE_CHECKING
 
 import click
 
 from authserver.cli import common
-from authserver.cli.output import iso, json_option
+from authserver.cli.output import json_option
 
 if TYPE_CHECKING:
     from authserver.store.audit import AuditRecord
@@ -102,24 +101,6 @@ class Cursor:
 
 
 def _print(record: AuditRecord, as_json: bool) -> None:
-    fields = {
-        "id": record.id,
-        "time": iso(record.occurred_at),
-        "event": record.event,
-        "outcome": record.outcome,
-        "actor": record.actor,
-        "client_id": record.client_id,
-        "ip": record.ip,
-        "subject": record.subject,
-        "detail": record.detail,
-    }
-    if as_json:
-        click.echo(json.dumps(fields, sort_keys=False), nl=True)
-        return
-    parts = [str(fields["time"]), record.event, record.outcome]
-    for name in ("actor", "client_id", "ip", "subject"):
-        value = fields[name]
-        if value is not None:
-            parts.append(f"{name}={value}")
-    parts.extend(f"{key}={value}" for key, value in sorted(record.detail.items()))
-    click.echo(" ".join(parts))
+    from authserver.cli.audit_format import json_line, text_line
+
+    click.echo(json_line(record) if as_json else text_line(record))

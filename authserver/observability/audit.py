@@ -26,8 +26,9 @@ from authserver.store.db import Database
 EVENTS: Mapping[str, str] = {
     "login.success": "password grant or sign-in page accepted (actor: username; subject: user "
     "id); from the sign-in page of /authorize with detail via=sign_in_page and the session id",
-    "login.failure": "password grant or sign-in page refused: unknown user, wrong password or "
-    "disabled user (detail: reason; via=sign_in_page from the sign-in page)",
+    "login.failure": "password grant or sign-in page refused: unknown user (the name tried is "
+    "not kept), wrong password or disabled user (detail: reason; via=sign_in_page from the "
+    "sign-in page)",
     "login.locked": "a failed password attempt locked a username, a (username, known IP) pair "
     "or an IP (detail: locked, seconds); the attempts refused during the lock are not recorded",
     "consent.granted": "a user approved a client's scopes on the consent page (detail: scope)",
