@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from typing import TYPE_CHECKING
@@ -42,6 +41,8 @@ def audit() -> None:
 @json_option("One JSON object per line.")
 def audit_tail(count: int, follow: bool, as_json: bool) -> None:
     """Print the last events, oldest first; with --follow, keep printing until interrupted."""
+    import asyncio
+
     from authserver.store import audit as audit_store
 
     settings = common.load()

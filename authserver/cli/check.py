@@ -10,12 +10,9 @@ reachable and at the head revision; the key-encryption key opens every stored si
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import click
 
@@ -99,6 +96,8 @@ _LATER = ("issuer", "database", "signing keys")
 
 def _issuer(settings: Settings) -> Check:
     """https; plain http only on loopback, where nothing crosses a network."""
+    from urllib.parse import urlsplit
+
     issuer = settings.issuer
     parts = urlsplit(issuer)
     if parts.scheme == "https":
@@ -114,6 +113,8 @@ def _issuer(settings: Settings) -> Check:
 
 
 def _loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -128,6 +129,8 @@ def _database(settings: Settings) -> Check:
     label = database_label(settings.database_url)
     if missing_sqlite_file(settings.database_url) is not None:
         return Check("database", FAIL, f"{label} does not exist: run `authserver db upgrade`")
+    import asyncio
+
     from authserver.store.db import open_database
     from authserver.store.schema import check_at_head
 

@@ -11,7 +11,6 @@ runs, never when `authserver --help` merely lists the commands.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -71,6 +70,8 @@ def run_migrating(
 
 
 def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    import asyncio
+
     from authserver.store.db import open_database
     from authserver.store.schema import check_at_head
 

@@ -26,6 +26,7 @@ with open(sys.argv[1], "w") as out:
 
 # Libraries no command needs merely to parse its arguments and print its help.
 NOT_FOR_HELP = {
+    "asyncio",
     "sqlalchemy",
     "alembic",
     "asyncpg",
