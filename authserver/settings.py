@@ -7,7 +7,6 @@ before exiting non-zero.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -463,6 +462,8 @@ def _unknown_variable() -> str | None:
             continue
         name = upper.removeprefix(ENV_PREFIX).lower()
         if name not in names:
+            import difflib  # only on this error path: every command loads the settings
+
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"; did you mean {ENV_PREFIX}{close[0].upper()}?" if close else ""
             return f"{variable}: unknown setting{hint}"

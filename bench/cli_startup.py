@@ -12,6 +12,10 @@ minimum.
 (PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE): every module is compiled from source, as on
 the first start after an install that did not compile the package.
 
+`--instructions` runs each command once under valgrind's cachegrind instead and prints the
+instructions it executed: a count that other processes on the machine do not change (about
+15 s per command; needs `valgrind`).
+
 `--importtime ARGS` runs `python -X importtime -m authserver ARGS` once and prints the modules
 whose import took longest: each top-level package (cumulative, the first time it was imported)
 and the modules of authserver.cli.
@@ -66,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if options.importtime is not None:
             return importtime(authserver, options.importtime, home, env)
+        if options.instructions:
+            return instructions(authserver, home, env, options.only)
         print(f"load average before: {load_average()}")
         print(f"{'command':<22} {'min':>7} {'median':>7} {'max':>7} {'cpu':>7}  (seconds)")
         failed = False
@@ -96,6 +102,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-bytecode", action="store_true", help="compile every module anew")
     parser.add_argument(
         "--only", action="append", choices=list(CASES), help="time only this command (repeatable)"
+    )
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) instead"
     )
     parser.add_argument(
         "--importtime",
@@ -153,6 +162,36 @@ def importtime(authserver: Path, args: list[str], cwd: Path, env: dict[str, str]
     for micros, module in sorted(rows, reverse=True)[:25]:
         print(f"{module:<48} {micros / 1000:14.1f}")
     print(f"imports at the top level in all: {total / 1000:.1f} ms")
+    return 0
+
+
+def instructions(authserver: Path, cwd: Path, env: dict[str, str], only: list[str] | None) -> int:
+    """Instructions executed by each command, from cachegrind's `I refs` (no cache model)."""
+    python = authserver.with_name("python")
+    print(f"{'command':<22} {'instructions':>16}")
+    for name, args in CASES.items():
+        if only and name not in only:
+            continue
+        result = subprocess.run(
+            [
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null",
+                str(python),
+                str(authserver),
+                *args,
+            ],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        refs = [line for line in result.stderr.splitlines() if "I   refs:" in line]
+        if result.returncode != 0 or not refs:
+            print(f"{name:<22} failed")
+            continue
+        print(f"{name:<22} {refs[0].split(':')[1].strip():>16}")
     return 0
 
 
