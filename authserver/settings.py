@@ -31,11 +31,10 @@ from pydantic_settings import (
 
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
 ENV_PREFIX = "AUTHSERVER_"
-# Variables with the prefix that are read directly and name no setting.
-NOT_SETTINGS = {
-    "AUTHSERVER_CONFIG": "the configuration file to read",
-    "AUTHSERVER_TEST_POSTGRES": "the test suite's PostgreSQL server (tests/postgres.py)",
-}
+# Variables with the prefix that are read directly and name no setting: the configuration file,
+# and the test suite's own (AUTHSERVER_TEST_POSTGRES, AUTHSERVER_TEST_BROWSER, ...).
+CONFIG_VARIABLE = "AUTHSERVER_CONFIG"
+TEST_PREFIX = "AUTHSERVER_TEST_"
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -69,8 +68,10 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/authserver.db",
         description="SQLAlchemy async URL: `sqlite+aiosqlite://…` or `postgresql+asyncpg://…`. "
-        "The SQLite default (relative to the working directory) migrates itself; PostgreSQL is "
-        "never migrated implicitly: run `authserver db upgrade`.",
+        "An SQLite database (the default is relative to the working directory) is created and "
+        "migrated by `serve` at start and by `db upgrade`; PostgreSQL only by `authserver db "
+        "upgrade`. Every other command refuses a database that does not exist or is not at "
+        "the latest revision.",
     )
     database_pool_size: int = Field(
         default=10,
@@ -458,7 +459,9 @@ def _unknown_variable() -> str | None:
     names = list(Settings.model_fields)
     for variable in sorted(os.environ):
         upper = variable.upper()  # pydantic-settings reads the variables case-insensitively
-        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS:
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(TEST_PREFIX):
+            continue
+        if upper == CONFIG_VARIABLE:
             continue
         name = upper.removeprefix(ENV_PREFIX).lower()
         if name not in names:

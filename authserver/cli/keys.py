@@ -192,7 +192,11 @@ def keys_export_jwks(as_json: bool) -> None:
 
 
 @keys.command("rekey")
-def keys_rekey() -> None:
+@json_option(
+    'One JSON object {"kek_id": ..., "keys": N, "resealed": N, "from_kek_ids": [...]}: KEK ids '
+    "only, public fingerprints."
+)
+def keys_rekey(as_json: bool) -> None:
     """KEK rotation: re-encrypt every private signing key under KEY_ENCRYPTION_KEY (or the KEK
     file's first line), opening each with the KEK that sealed it, KEY_ENCRYPTION_KEY or one of
     PREVIOUS_KEY_ENCRYPTION_KEYS (the file's further lines).
@@ -216,6 +220,16 @@ def keys_rekey() -> None:
         return result
 
     result = common.run(settings, work)
+    if as_json:
+        print_json(
+            {
+                "kek_id": result.kek_id,
+                "keys": result.keys,
+                "resealed": result.resealed,
+                "from_kek_ids": list(result.from_kek_ids),
+            }
+        )
+        return
     if not result.resealed:
         click.echo(
             f"all {result.keys} signing keys are already sealed under KEK {result.kek_id} "

@@ -53,7 +53,7 @@ def test_key_commands_refuse_a_kek_that_does_not_decrypt_the_keys(
         Invocation(command, home),  # the right KEK, from keys/kek
     )
     assert_one_line_error(malformed, "key_encryption_key", "base64")
-    assert_one_line_error(wrong_key, "KEY_ENCRYPTION_KEY does not decrypt", "2 signing keys")
+    assert_one_line_error(wrong_key, "2 of 2 stored keys do not open", "KEY_ENCRYPTION_KEY")
     assert wrong not in wrong_key.output
     assert_ok(right)
 

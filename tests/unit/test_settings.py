@@ -158,7 +158,9 @@ def test_a_near_miss_names_the_setting_it_resembles(
 def test_the_variables_that_are_not_settings_are_still_accepted(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """AUTHSERVER_CONFIG names the file; AUTHSERVER_TEST_POSTGRES is the test suite's server."""
+    """AUTHSERVER_CONFIG names the file; AUTHSERVER_TEST_* are the test suite's own (its
+    PostgreSQL server, its browser, where its screenshots go)."""
     config_file.write_text("")
-    monkeypatch.setenv("AUTHSERVER_TEST_POSTGRES", "off")
+    for variable in ("AUTHSERVER_TEST_POSTGRES", "AUTHSERVER_TEST_BROWSER", "AUTHSERVER_TEST_X"):
+        monkeypatch.setenv(variable, "off")
     assert load_settings().issuer == "http://127.0.0.1:8000"
