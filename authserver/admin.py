@@ -201,28 +201,31 @@ async def get_client(db: Database, client_id: str) -> Client:
 async def update_client(
     db: Database, settings: Settings, client_id: str, change: client_store.ClientUpdate
 ) -> Client:
-    """Change the fields given, checked as `create_client` checks them. Whether the client is
-    public never changes, so the checks that depend on it hold whatever another operator
-    changes meanwhile."""
+    """Change the fields given, checked as `create_client` checks them, against the client as
+    it will be. Whether it is public never changes; the sign-in fields that the rules tie
+    together (grants, redirect URIs, consent) are written only if nobody changed them since
+    they were checked."""
     current = await get_client(db, client_id)
-    grants = tuple(sorted(change.grant_types)) if change.grant_types is not None else None
+    grants = tuple(sorted(change.grant_types or current.grant_types))
+    uris = current.redirect_uris if change.redirect_uris is None else change.redirect_uris
+    consent = current.consent if change.consent is None else change.consent
     ttl = change.access_token_ttl or None  # 0: back to ACCESS_TOKEN_TTL
     _check_client(
         settings,
         current.name if change.name is None else change.name,
         current.is_public,
-        grants or (),
+        grants,
         change.scopes or (),
         change.audiences or (),
         ttl,
     )
-    if grants is not None and not grants:
-        raise AdminError("a client needs at least one grant")
+    _check_sign_in(grants, uris, consent)
     if current.is_public and change.can_introspect:
         raise AdminError("a public client cannot introspect: /introspect needs a client secret")
-    updated = await client_store.update_client(db, client_id, change)
+    updated = await client_store.update_client(db, client_id, change, current)
     if updated is None:
-        raise NotFound(f"no such client: {client_id!r}")
+        await get_client(db, client_id)  # NotFound, or else:
+        raise AdminError(f"client {client_id!r} was changed meanwhile; run the command again")
     return updated
 
 

@@ -194,6 +194,19 @@ def clients_show(client_id: str, as_json: bool) -> None:
     help="The client's access-token lifetime, 1 to ACCESS_TOKEN_TTL seconds; 0: none of its "
     "own (ACCESS_TOKEN_TTL).",
 )
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Where /authorize may send the user back from now on (repeatable; replaces them all; "
+    "the rules of `clients create`). A client with the authorization_code grant keeps at "
+    "least one.",
+)
+@click.option(
+    "--consent/--no-consent",
+    default=None,
+    help="Ask, or no longer ask, the user to approve the client's scopes at /authorize.",
+)
 @json_option("The client afterwards, as one JSON object (as `clients show --json`).")
 def clients_update(
     client_id: str,
@@ -203,13 +216,15 @@ def clients_update(
     audiences: tuple[str, ...],
     introspect: bool | None,
     access_token_ttl: int | None,
+    redirect_uris: tuple[str, ...],
+    consent: bool | None,
     as_json: bool,
 ) -> None:
     """Change a client: each option given replaces that field, checked as `clients create`
-    checks it; the others stay. A public client stays public, a confidential one keeps its
-    secret (`rotate-secret` changes it). Takes effect at the client's next request; access
-    tokens already issued keep their scopes and audiences until they expire. Exit status 3 if
-    there is no such client."""
+    checks it (with the client's other fields as they are); the others stay. A public client
+    stays public, a confidential one keeps its secret (`rotate-secret` changes it). Takes effect
+    at the client's next request; access tokens already issued keep their scopes and audiences
+    until they expire. Exit status 3 if there is no such client."""
     from authserver import admin
     from authserver.store.clients import ClientUpdate
 
@@ -220,6 +235,8 @@ def clients_update(
         audiences=tuple(dict.fromkeys(audiences)) if audiences else None,
         can_introspect=introspect,
         access_token_ttl=access_token_ttl,
+        redirect_uris=tuple(dict.fromkeys(redirect_uris)) if redirect_uris else None,
+        consent=consent,
     )
     if not change.values():
         raise click.UsageError("nothing to change: give at least one option")

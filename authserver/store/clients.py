@@ -100,6 +100,8 @@ class ClientUpdate:
     audiences: tuple[str, ...] | None = None
     can_introspect: bool | None = None
     access_token_ttl: int | None = None
+    redirect_uris: tuple[str, ...] | None = None
+    consent: bool | None = None
 
     def values(self) -> dict[str, Any]:
         """The columns to set, as stored."""
@@ -116,17 +118,31 @@ class ClientUpdate:
             values["can_introspect"] = self.can_introspect
         if self.access_token_ttl is not None:
             values["access_token_ttl"] = self.access_token_ttl or None
+        if self.redirect_uris is not None:
+            values["redirect_uris"] = " ".join(self.redirect_uris)  # the rules forbid whitespace
+        if self.consent is not None:
+            values["consent"] = self.consent
         return values
 
 
-async def update_client(db: Database, client_id: str, change: ClientUpdate) -> Client | None:
-    """Set only the fields given, in one statement (two operators changing different fields of
-    one client both keep their change). None if there is no such client."""
+async def update_client(
+    db: Database, client_id: str, change: ClientUpdate, checked: Client
+) -> Client | None:
+    """Set only the fields given, in one statement, provided the client's sign-in fields (grants,
+    redirect URIs, consent) are still those of `checked`, the row the change was checked
+    against: the rules tie them together, so a concurrent change of one of them makes this
+    match no row (two operators changing other fields both keep their change). None if no
+    row matched."""
     async with db.statement() as conn:
         row = (
             await conn.execute(
                 update(clients)
-                .where(clients.c.client_id == client_id)
+                .where(
+                    clients.c.client_id == client_id,
+                    clients.c.grant_types == " ".join(sorted(checked.grant_types)),
+                    clients.c.redirect_uris == " ".join(checked.redirect_uris),
+                    clients.c.consent == checked.consent,
+                )
                 .values(**change.values())
                 .returning(*clients.c)
             )

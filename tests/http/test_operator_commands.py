@@ -209,6 +209,17 @@ async def test_update_changes_only_the_fields_given(
         (False, ClientUpdate(scopes=("a b",)), "scope"),
         (False, ClientUpdate(access_token_ttl=100_000), "ACCESS_TOKEN_TTL"),
         (False, ClientUpdate(name=""), "name"),
+        (False, ClientUpdate(grant_types=frozenset({"authorization_code"})), "redirect-uri"),
+        (False, ClientUpdate(redirect_uris=("https://app.example/cb",)), "authorization_code"),
+        (False, ClientUpdate(consent=True), "authorization_code"),
+        (
+            False,
+            ClientUpdate(
+                grant_types=frozenset({"authorization_code"}),
+                redirect_uris=("http://localhost:3000/cb",),
+            ),
+            "localhost",
+        ),
     ],
 )
 async def test_update_checks_what_create_checks(
@@ -219,3 +230,22 @@ async def test_update_checks_what_create_checks(
         await admin.update_client(services.db, services.settings, client.client_id, change)
     unchanged = await admin.get_client(services.db, client.client_id)
     assert unchanged.scopes == ("read", "write")
+
+
+async def test_update_can_move_a_client_to_sign_in_at_authorize(
+    services: Services, make_client: MakeClient
+) -> None:
+    client = await make_client(public=True)
+    change = ClientUpdate(
+        grant_types=frozenset({"authorization_code", "refresh_token"}),
+        redirect_uris=("https://app.example/callback",),
+        consent=True,
+    )
+    updated = await admin.update_client(services.db, services.settings, client.client_id, change)
+    assert updated.grant_types == frozenset({"authorization_code", "refresh_token"})
+    assert (updated.redirect_uris, updated.consent) == (("https://app.example/callback",), True)
+    # Its redirect URIs cannot then be taken away while it has the grant.
+    with pytest.raises(admin.AdminError, match="redirect-uri"):
+        await admin.update_client(
+            services.db, services.settings, client.client_id, ClientUpdate(redirect_uris=())
+        )
