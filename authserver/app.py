@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from authserver.clock import utc_now
 from authserver.errors import OAuthError
 from authserver.http.authorize import authorize_endpoint
 from authserver.http.consent import consent_endpoint
@@ -41,7 +42,7 @@ from authserver.login.limits import LockoutPolicy
 from authserver.login.passwords import make_passwords
 from authserver.observability.metrics import make_metrics
 from authserver.observability.sampler import metrics_running
-from authserver.services import Services, utc_now
+from authserver.services import Services
 from authserver.settings import Settings, load_settings
 from authserver.store.db import DATABASE_UNAVAILABLE, exposed_database_file, open_database
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from authserver.clock import utc_now
 from authserver.keys.kek import KeyEncryptionKeys
 from authserver.keys.ring import KeyRing
 from authserver.login.limits import LockoutPolicy
@@ -13,11 +14,6 @@ from authserver.login.passwords import Passwords
 from authserver.observability.metrics import Metrics
 from authserver.settings import Settings
 from authserver.store.db import Database
-
-
-def utc_now() -> datetime:
-    """The one clock of production code; tests inject their own through `create_app`."""
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -30,6 +30,11 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
+ENV_PREFIX = "AUTHSERVER_"
+# Variables with the prefix that are read directly and name no setting: the configuration file,
+# and the test suite's own (AUTHSERVER_TEST_POSTGRES, AUTHSERVER_TEST_BROWSER, ...).
+CONFIG_VARIABLE = "AUTHSERVER_CONFIG"
+TEST_PREFIX = "AUTHSERVER_TEST_"
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -44,7 +49,7 @@ class Settings(BaseSettings):
     """Every setting of SPEC "Configuration", plus the tuning knobs the issues ask for."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AUTHSERVER_",
+        env_prefix=ENV_PREFIX,
         extra="forbid",
         frozen=True,
         validate_default=True,
@@ -63,8 +68,10 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/authserver.db",
         description="SQLAlchemy async URL: `sqlite+aiosqlite://…` or `postgresql+asyncpg://…`. "
-        "The SQLite default (relative to the working directory) migrates itself; PostgreSQL is "
-        "never migrated implicitly: run `authserver db upgrade`.",
+        "An SQLite database (the default is relative to the working directory) is created and "
+        "migrated by `serve` at start and by `db upgrade`; PostgreSQL only by `authserver db "
+        "upgrade`. Every other command refuses a database that does not exist or is not at "
+        "the latest revision.",
     )
     database_pool_size: int = Field(
         default=10,
@@ -303,18 +310,22 @@ class Settings(BaseSettings):
         description="Serve Prometheus metrics. false: `/metrics` answers 404 and no metrics "
         "port is opened.",
     )
-    metrics_port: int | None = Field(
-        default=None,
-        ge=1,
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
         le=65_535,
-        description="Serve `/metrics` on this separate port instead (the main port then answers "
-        "404 there), e.g. to keep it off the public load balancer. Unset: the main port. With "
-        "`serve --workers N`, `serve`'s supervisor process answers on it.",
+        description="Port of `/metrics`, apart from the public port (which answers 404 there), "
+        "so that the load balancer never exposes it. 9464 is the default port of "
+        "OpenTelemetry's Prometheus exporter, the usual home of an application's own metrics "
+        "(the Prometheus registry's exporter range, 9100-9999, is all taken). 0: serve "
+        "`/metrics` on the main port instead. With `serve --workers N`, `serve`'s supervisor "
+        "process answers on it; two `serve` on one host need a port each.",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
-        description="Address METRICS_PORT listens on; `0.0.0.0` for every interface (e.g. in a "
-        "container scraped from outside).",
+        description="Address METRICS_PORT listens on: loopback, for a Prometheus (or agent) on "
+        "the same host; `0.0.0.0` for every interface (e.g. in a container scraped from "
+        "another one).",
     )
     log_format: Literal["json", "text"] = Field(
         default="json",
@@ -384,6 +395,14 @@ class Settings(BaseSettings):
         return min(self.session_ttl, self.refresh_family_max_age)
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the separate metrics port listens; None when metrics are off, or are served
+        on the main port (METRICS_PORT 0)."""
+        if not self.metrics_enabled or self.metrics_port == 0:
+            return None
+        return (self.metrics_host, self.metrics_port)
+
+    @property
     def audience(self) -> str:
         """`aud` for clients with no audience of their own."""
         return self.default_audience or self.issuer
@@ -398,13 +417,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_path()
+        path = config_path()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
 
-def _config_path() -> Path | None:
+def config_path() -> Path | None:
     """The TOML file to read: `$AUTHSERVER_CONFIG` (must exist) or the default (may be absent)."""
     explicit = os.environ.get("AUTHSERVER_CONFIG")
     if explicit:
@@ -417,18 +436,41 @@ def _config_path() -> Path | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning any problem into a one-line `ConfigError`."""
+    unknown = _unknown_variable()
+    if unknown is not None:
+        raise ConfigError(unknown)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {_config_path()}: {_first_line(str(exc))}") from None
+        raise ConfigError(f"config file {config_path()}: {_first_line(str(exc))}") from None
     except ValueError as exc:  # pydantic-settings' SettingsError, e.g. a bad JSON list in env
         field = re.search(r'field "(\w+)"', str(exc))
         if field:
             name = field.group(1)
             raise ConfigError(f"{name}: AUTHSERVER_{name.upper()} is not valid JSON") from None
         raise ConfigError(f"configuration: {_first_line(str(exc))}") from None
+
+
+def _unknown_variable() -> str | None:
+    """An AUTHSERVER_* environment variable that names no setting, refused like an unknown key
+    in the file: a misspelt variable would otherwise leave the default in force unnoticed."""
+    names = list(Settings.model_fields)
+    for variable in sorted(os.environ):
+        upper = variable.upper()  # pydantic-settings reads the variables case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(TEST_PREFIX):
+            continue
+        if upper == CONFIG_VARIABLE:
+            continue
+        name = upper.removeprefix(ENV_PREFIX).lower()
+        if name not in names:
+            import difflib  # only on this error path: every command loads the settings
+
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {ENV_PREFIX}{close[0].upper()}?" if close else ""
+            return f"{variable}: unknown setting{hint}"
+    return None
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -117,6 +117,9 @@ def settings(database_url: str, settings_overrides: dict[str, Any], tmp_path: Pa
         "argon2_memory_cost": 8,
         "argon2_parallelism": 1,
         "keys_refresh_interval": 0.2,
+        # /metrics on the app itself, scraped through the ASGI transport (metric_value); the
+        # default, a port of its own (9464), would have every test app listen on one port.
+        "metrics_port": 0,
     }
     values.update(settings_overrides)
     return Settings(**values)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from authserver.cli import common
-from authserver.store import audit as audit_store
-from authserver.store.audit import AuditRecord
-from authserver.store.db import Database
+from authserver.cli.output import json_option
+
+if TYPE_CHECKING:
+    from authserver.store.audit import AuditRecord
+    from authserver.store.db import Database
 
 POLL_SECONDS = 1.0
 # PostgreSQL hands out ids before commit, so a later id can become visible first. A gap in the
@@ -37,9 +38,13 @@ def audit() -> None:
     help="How many of the latest events to print.",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option("One JSON object per line.")
 def audit_tail(count: int, follow: bool, as_json: bool) -> None:
     """Print the last events, oldest first; with --follow, keep printing until interrupted."""
+    import asyncio
+
+    from authserver.store import audit as audit_store
+
     settings = common.load()
 
     async def work(db: Database) -> None:
@@ -60,6 +65,8 @@ def audit_tail(count: int, follow: bool, as_json: bool) -> None:
 
 
 async def _newest_id(db: Database) -> int:
+    from authserver.store import audit as audit_store
+
     latest = await audit_store.latest(db, 1)
     return latest[0].id if latest else 0
 
@@ -95,24 +102,6 @@ class Cursor:
 
 
 def _print(record: AuditRecord, as_json: bool) -> None:
-    fields = {
-        "id": record.id,
-        "time": common.iso(record.occurred_at),
-        "event": record.event,
-        "outcome": record.outcome,
-        "actor": record.actor,
-        "client_id": record.client_id,
-        "ip": record.ip,
-        "subject": record.subject,
-        "detail": record.detail,
-    }
-    if as_json:
-        click.echo(json.dumps(fields, sort_keys=False), nl=True)
-        return
-    parts = [str(fields["time"]), record.event, record.outcome]
-    for name in ("actor", "client_id", "ip", "subject"):
-        value = fields[name]
-        if value is not None:
-            parts.append(f"{name}={value}")
-    parts.extend(f"{key}={value}" for key, value in sorted(record.detail.items()))
-    click.echo(" ".join(parts))
+    from authserver.cli.audit_format import json_line, text_line
+
+    click.echo(json_line(record) if as_json else text_line(record))

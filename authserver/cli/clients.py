@@ -1,18 +1,23 @@
-"""`clients create|list|delete`."""
+"""`clients create | list | show | update | rotate-secret | delete` (update and rotate-secret
+live in cli/client_changes.py)."""
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
-from authserver import admin
 from authserver.cli import common
-from authserver.clients.policy import GRANT_TYPES
-from authserver.observability.audit import AuditEvent, DetailValue, operator, record
-from authserver.services import utc_now
-from authserver.store import clients as client_store
-from authserver.store.db import Database
+from authserver.cli.client_changes import clients_rotate_secret, clients_update
+from authserver.cli.client_output import audit_client, client_fields, print_secret
+from authserver.cli.output import json_option, print_fields, print_json, print_rows
+from authserver.clients.grant_types import GRANT_TYPES
+
+if TYPE_CHECKING:
+    from authserver.admin import NewClient
+    from authserver.models import Client
+    from authserver.observability.audit import DetailValue
+    from authserver.store.db import Database
 
 
 @click.group()
@@ -71,12 +76,7 @@ def clients() -> None:
     help="Ask the user to approve the client's scopes at /authorize (a third-party app); the "
     "approval is remembered per user.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help='One JSON object {"client_id": ..., "client_secret": ...} (null for --public).',
-)
+@json_option('One JSON object {"client_id": ..., "client_secret": ...} (null for --public).')
 def clients_create(
     name: str,
     public: bool,
@@ -96,9 +96,12 @@ def clients_create(
     `--grant authorization_code` needs at least one `--redirect-uri`; a URI that breaks the
     rules is refused with one line naming it.
     """
+    from authserver import admin
+    from authserver.clock import utc_now
+
     settings = common.load()
 
-    async def work(db: Database) -> admin.NewClient:
+    async def work(db: Database) -> NewClient:
         created = await admin.create_client(
             db,
             settings,
@@ -123,68 +126,61 @@ def clients_create(
             "redirect_uris": " ".join(client.redirect_uris),
             "consent": client.consent,
         }
-        event = AuditEvent(
-            "client.created",
-            "success",
-            actor=operator(),
-            client_id=client.client_id,
-            subject=client.client_id,
-            detail=detail,
-        )
-        await record(db, event, utc_now())
+        await audit_client(db, "client.created", client.client_id, detail)
         return created
 
     created = common.run(settings, work)
-    if as_json:
-        click.echo(
-            json.dumps({"client_id": created.client.client_id, "client_secret": created.secret})
-        )
-        return
-    click.echo(f"client_id: {created.client.client_id}")
-    if created.secret is not None:
-        click.echo(f"client_secret: {created.secret}")
+    print_secret(created.client.client_id, created.secret, as_json)
 
 
 @clients.command("list")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="A JSON list, with audiences, introspect and consent too.",
-)
+@json_option("A JSON list, with audiences, introspect and consent too.")
 def clients_list(as_json: bool) -> None:
     """Every client: client_id, name, public, grants, scopes, redirect URIs, created_at. Never
     a secret."""
+    from authserver.store import clients as client_store
+
     rows = [
-        {
-            "client_id": client.client_id,
-            "name": client.name,
-            "public": client.is_public,
-            "grants": sorted(client.grant_types),
-            "scopes": list(client.scopes),
-            "audiences": list(client.audiences),
-            "introspect": client.can_introspect,
-            "redirect_uris": list(client.redirect_uris),
-            "consent": client.consent,
-            "created_at": common.iso(client.created_at),
-        }
-        for client in common.run(common.load(), client_store.list_clients)
+        client_fields(client) for client in common.run(common.load(), client_store.list_clients)
     ]
     columns = ["client_id", "name", "public", "grants", "scopes", "redirect_uris", "created_at"]
-    common.print_rows(rows, as_json, columns)
+    print_rows(rows, as_json, columns)
+
+
+@clients.command("show")
+@click.argument("client_id")
+@json_option("One JSON object with the same fields.")
+def clients_show(client_id: str, as_json: bool) -> None:
+    """One client: name, public, grants, scopes, audiences, introspect, its access-token TTL
+    (none: ACCESS_TOKEN_TTL), created_at. Never a secret. Exit status 3 if there is no such
+    client."""
+    from authserver import admin
+
+    async def work(db: Database) -> Client:
+        return await admin.get_client(db, client_id)
+
+    client = common.run(common.load(), work)
+    print_fields({**client_fields(client), "access_token_ttl": client.access_token_ttl}, as_json)
+
+
+clients.add_command(clients_update)
+clients.add_command(clients_rotate_secret)
 
 
 @clients.command("delete")
 @click.argument("client_id")
-def clients_delete(client_id: str) -> None:
-    """Delete a client and every refresh token it holds."""
+@json_option('One JSON object {"client_id": ..., "deleted": true}.')
+def clients_delete(client_id: str, as_json: bool) -> None:
+    """Delete a client and every refresh token it holds. Exit status 3 if there is no such
+    client."""
+    from authserver import admin
 
     async def work(db: Database) -> None:
         await admin.delete_client(db, client_id)
-        event = AuditEvent(
-            "client.deleted", "success", actor=operator(), client_id=client_id, subject=client_id
-        )
-        await record(db, event, utc_now())
+        await audit_client(db, "client.deleted", client_id, {})
 
     common.run(common.load(), work)
-    click.echo(f"deleted client {client_id}")
+    if as_json:
+        print_json({"client_id": client_id, "deleted": True})
+    else:
+        click.echo(f"deleted client {client_id}")

@@ -1,108 +1,87 @@
-"""What every command shares: settings, the database run, one-line errors, output."""
+"""What every command does before its own work: read the settings (and say which database and
+issuer they name), and run its work on a database that exists and is at the head revision.
+
+Only `serve` and `db upgrade` may create a database or migrate one (`run_migrating`); every other
+command refuses a missing database with one line (`run`), so that a command run in the wrong
+directory cannot write into a brand-new empty database and report success.
+
+Heavy libraries (SQLAlchemy, pydantic) are imported inside these functions, when a command
+runs, never when `authserver --help` merely lists the commands.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
-import click
+from authserver.cli.exits import CliError, expected_errors
+from authserver.cli.report import current_report
 
-from authserver.admin import AdminError
-from authserver.keys.kek import KeyDecryptionError
-from authserver.keys.lifecycle import KeyLifecycleError
-from authserver.keys.ring import NoSigningKey
-from authserver.settings import ConfigError, Settings, load_settings
-from authserver.store.db import DATABASE_UNAVAILABLE, Database, open_database
-from authserver.store.dialect import dialect_for
-from authserver.store.keys import KeyStateConflict
-from authserver.store.migrate import SchemaOutOfDate, check_at_head, upgrade
+if TYPE_CHECKING:
+    from authserver.settings import Settings
+    from authserver.store.db import Database
 
 T = TypeVar("T")
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC to the second, e.g. 2026-11-26T18:00:00Z."""
-    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def load(*, announce: bool = True) -> Settings:
+    """The settings (option > environment > file > default), announced on stderr."""
+    from authserver.settings import load_settings
+
+    with expected_errors():
+        settings = load_settings()
+    if announce:
+        from authserver.store.location import database_label
+
+        current_report().announce(database_label(settings.database_url), settings.issuer)
+    return settings
 
 
-@contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Turn every expected failure into `Error: <one line>` and exit status 1."""
-    try:
-        yield
-    except (
-        ConfigError,
-        AdminError,
-        SchemaOutOfDate,
-        KeyDecryptionError,
-        NoSigningKey,
-        KeyLifecycleError,
-        KeyStateConflict,
-    ) as exc:
-        raise click.ClickException(str(exc)) from None
-    except DATABASE_UNAVAILABLE as exc:
-        raise click.ClickException(
-            f"database unavailable ({exc.__class__.__name__}); check DATABASE_URL"
-        ) from None
+def require_database(settings: Settings) -> None:
+    """Refuse an SQLite database that does not exist (opening it would create it). Commands
+    that prompt for a password call this first, so nobody types one for nothing."""
+    from authserver.store.location import database_label, missing_sqlite_file
 
-
-def load() -> Settings:
-    with one_line_errors():
-        return load_settings()
+    if missing_sqlite_file(settings.database_url) is not None:
+        raise CliError(
+            f"database {database_label(settings.database_url)} does not exist: run "
+            "`authserver db upgrade` (or `serve`) to create it, or name the right one with "
+            "--database-url or --config (or run from the server's directory)"
+        )
 
 
 def run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the database (migrating the embedded SQLite default), run `work`, close it."""
-    dialect = dialect_for(settings.database_url)
+    """Run `work` on the database, which must exist and be at the head revision."""
+    require_database(settings)
+    return _run(settings, work)
+
+
+def run_migrating(
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, migrate: bool
+) -> T:
+    """`serve` and `db upgrade`: bring the schema to head first when `migrate` (creating an
+    SQLite database that does not exist yet), then run `work` as `run` does."""
+    if migrate:
+        from authserver.store.migrate import upgrade
+
+        with expected_errors():
+            upgrade(settings.database_url)
+    return _run(settings, work)
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    import asyncio
+
+    from authserver.store.db import open_database
+    from authserver.store.schema import check_at_head
 
     async def main() -> T:
         db = open_database(settings)
         try:
-            if not dialect.migrates_itself:
-                await check_at_head(db)
+            await check_at_head(db)
             return await work(db)
         finally:
             await db.dispose()
 
-    with one_line_errors():
-        if dialect.migrates_itself:
-            upgrade(settings.database_url)
+    with expected_errors():
         return asyncio.run(main())
-
-
-def read_password(password_stdin: bool) -> str:
-    if password_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise click.ClickException("no password on standard input")
-        return line.rstrip("\r\n")
-    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return value
-
-
-def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    cells = [[cell(row[column]) for column in columns] for row in rows]
-    widths = [max([len(column)] + [len(c[i]) for c in cells]) for i, column in enumerate(columns)]
-    click.echo(
-        "  ".join(column.upper().ljust(widths[i]) for i, column in enumerate(columns)).rstrip()
-    )
-    for line in cells:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ",".join(value) or "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)

@@ -8,9 +8,6 @@ from authserver.errors import invalid_scope
 from authserver.models import Client
 from authserver.settings import SCOPE_TOKEN, Settings
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials", "authorization_code")
-DEFAULT_GRANT_TYPES = ("password", "refresh_token")
-
 
 def allowed_scopes(client: Client, settings: Settings) -> tuple[str, ...]:
     """The client's scopes, limited to SCOPES when the server declares any."""

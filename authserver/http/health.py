@@ -32,9 +32,10 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """GET /metrics on the main port, unless METRICS_ENABLED is off or METRICS_PORT moves it."""
+    """GET /metrics on the main port: only with METRICS_PORT 0 (by default the metrics have a
+    port of their own, and the public port answers 404 here)."""
     svc: Services = request.app.state.services
-    if not svc.settings.metrics_enabled or svc.settings.metrics_port is not None:
+    if not svc.settings.metrics_enabled or svc.settings.metrics_address is not None:
         raise HTTPException(404, "Not Found")  # the same JSON 404 as any unknown path
     sample_now(svc)  # the gauges as of this scrape
     return Response(exposition(svc.metrics), media_type=CONTENT_TYPE_LATEST)

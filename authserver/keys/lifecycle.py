@@ -30,6 +30,10 @@ class KeyLifecycleError(Exception):
     """An operator's key command cannot be done; the message says why, in one line."""
 
 
+class UnknownKey(KeyLifecycleError):
+    """No stored key has the kid named."""
+
+
 class RotationTooEarly(KeyLifecycleError):
     def __init__(self, next_kid: str, wait_seconds: int, settings: Settings) -> None:
         self.wait_seconds = wait_seconds
@@ -113,7 +117,7 @@ async def revoke(
     records = await key_store.list_keys(db)
     target = next((record for record in records if record.kid == kid), None)
     if target is None:
-        raise KeyLifecycleError(f"no signing key with kid {kid}; see `authserver keys list`")
+        raise UnknownKey(f"no signing key with kid {kid}; see `authserver keys list`")
     if target.state == "revoked":
         raise KeyLifecycleError(f"key {kid} is already revoked")
     _check_keks(records, keks)

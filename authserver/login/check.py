@@ -146,13 +146,19 @@ async def audit_login(
 ) -> None:
     """The audit record of a login attempt. The reason for a failure is for operators only:
     the client sees the same answer, after the same work, whatever it is. An attempt on the
-    sign-in page says so (`via`); one through the password grant carries no `via`."""
+    sign-in page says so (`via`); one through the password grant carries no `via`.
+
+    The username is kept only when it names a user (`subject`, the user's id, is known): what a
+    client types for a user that does not exist may be a password typed into the wrong field,
+    or a stranger's e-mail address, and has no use worth keeping it for AUDIT_RETENTION_DAYS
+    (security review, finding 7). The address, the client and the reason are kept.
+    """
     if attempt.via is not None:
         detail = {**detail, "via": attempt.via}
     entry = AuditEvent(
         event,
         outcome,
-        actor=attempt.username,
+        actor=attempt.username if subject is not None else None,
         client_id=attempt.client_id,
         ip=attempt.client_ip,
         subject=subject,

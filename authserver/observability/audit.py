@@ -26,8 +26,9 @@ from authserver.store.db import Database
 EVENTS: Mapping[str, str] = {
     "login.success": "password grant or sign-in page accepted (actor: username; subject: user "
     "id); from the sign-in page of /authorize with detail via=sign_in_page and the session id",
-    "login.failure": "password grant or sign-in page refused: unknown user, wrong password or "
-    "disabled user (detail: reason; via=sign_in_page from the sign-in page)",
+    "login.failure": "password grant or sign-in page refused: unknown user (the name tried is "
+    "not kept), wrong password or disabled user (detail: reason; via=sign_in_page from the "
+    "sign-in page)",
     "login.locked": "a failed password attempt locked a username, a (username, known IP) pair "
     "or an IP (detail: locked, seconds); the attempts refused during the lock are not recorded",
     "consent.granted": "a user approved a client's scopes on the consent page (detail: scope)",
@@ -48,8 +49,14 @@ EVENTS: Mapping[str, str] = {
     "(subject: its KEK id; detail: keys, previous_kek_ids)",
     "user.created": "an operator created a user",
     "user.disabled": "an operator disabled a user (their sessions end)",
+    "user.enabled": "an operator enabled a disabled user again",
+    "user.deleted": "an operator deleted a user and their sessions (detail: username)",
+    "user.unlocked": "an operator lifted a user's login locks (detail: counters cleared)",
     "user.password_changed": "an operator set a user's password (their sessions end)",
     "client.created": "an operator registered a client",
+    "client.updated": "an operator changed a client (detail: the new value of each field changed)",
+    "client.secret_rotated": "an operator gave a client a new secret; the old one stopped working "
+    "(detail: sessions_revoked)",
     "client.deleted": "an operator deleted a client and its tokens",
 }
 

@@ -35,16 +35,10 @@ def sample_now(svc: Services) -> None:
 async def metrics_running(svc: Services) -> AsyncIterator[None]:
     """For the app's lifetime: keep the gauges fresh, serve METRICS_PORT when this process is
     the only one (with several workers `serve`'s supervisor serves it), clean up at the end."""
-    settings = svc.settings
+    address = svc.settings.metrics_address
     server = None
-    if (
-        settings.metrics_enabled
-        and settings.metrics_port is not None
-        and svc.metrics.multiprocess_dir is None
-    ):
-        server = start_metrics_server(
-            settings.metrics_host, settings.metrics_port, svc.metrics.registry
-        )
+    if address is not None and svc.metrics.multiprocess_dir is None:
+        server = start_metrics_server(*address, svc.metrics.registry)
     sampler = asyncio.create_task(_sample_forever(svc), name="authserver-metrics-sampler")
     try:
         yield

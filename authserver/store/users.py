@@ -1,12 +1,13 @@
-"""Users: create, look up, list, disable, change password (ending their sessions: the browser
-login sessions of /authorize and the refresh-token families, in the same transaction)."""
+"""Users: create, look up, list, disable and enable, change password (ending their sessions: the
+browser login sessions of /authorize and the refresh-token families, in the same transaction),
+delete (with everything of theirs, and their login-limit rows)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -14,7 +15,13 @@ from authserver.models import User
 from authserver.store.db import Database
 from authserver.store.refresh import revoke_user_families
 from authserver.store.sessions import PASSWORD_CHANGED, USER_DISABLED, end_user_sessions
-from authserver.store.tables import users
+from authserver.store.tables import (
+    login_known_ips,
+    login_user_failures,
+    login_user_ip_failures,
+    refresh_families,
+    users,
+)
 
 
 class UserExists(Exception):
@@ -115,3 +122,49 @@ async def rehash_password(db: Database, user_id: uuid.UUID, old_hash: str, new_h
             .values(password_hash=new_hash)
         )
     return bool(result.rowcount)
+
+
+async def enable_user(db: Database, username: str) -> User | None:
+    """Let a disabled user log in again (their sessions ended when they were disabled)."""
+    async with db.statement() as conn:
+        row = (
+            await conn.execute(
+                update(users)
+                .where(users.c.username == username)
+                .values(disabled=False)
+                .returning(*users.c)
+            )
+        ).first()
+    return None if row is None else _user(row._mapping)
+
+
+async def delete_user(db: Database, username: str) -> User | None:
+    """Delete a user and everything of theirs, in one transaction: their refresh-token families
+    and tokens, browser login sessions, authorization codes and consents (all by the foreign
+    keys' ON DELETE CASCADE), and the login-limit rows kept under their username.
+
+    The known IPs must go: a user created later under the same name would otherwise inherit
+    addresses that skip the username's lock. The audit trail keeps its rows (by user id).
+    """
+    async with db.transaction() as conn:
+        row = (
+            await conn.execute(
+                delete(users).where(users.c.username == username).returning(*users.c)
+            )
+        ).first()
+        if row is None:
+            return None
+        # In the order every login transaction locks these rows (store/login_failures.py).
+        for table in (login_user_failures, login_user_ip_failures, login_known_ips):
+            await conn.execute(delete(table).where(table.c.username == username))
+    return _user(row._mapping)
+
+
+async def count_sessions(db: Database, user_id: uuid.UUID, now: datetime) -> int:
+    """The user's logins that are neither revoked nor past REFRESH_FAMILY_MAX_AGE."""
+    fam = refresh_families
+    query = select(func.count()).where(
+        fam.c.user_id == user_id, fam.c.revoked_at.is_(None), fam.c.expires_at > now
+    )
+    async with db.read() as conn:
+        return int((await conn.execute(query)).scalar_one())

@@ -3,8 +3,9 @@
 The session lives in a fresh directory holding links to the checkout's virtual environment
 (`.venv`) and `examples/`, so the docs' relative paths work and the CLI finds the database there,
 as it would in the reader's checkout. `authserver serve` runs on a free port; every doc port
-(8000 for the server, and each `background port=N`) is mapped to a free port of its own, in the
-commands and in the expected outputs alike, and ISSUER follows the server's port.
+(8000 for the server, 9464 for its metrics, and each `background port=N`) is mapped to a free
+port of its own, in the commands and in the expected outputs alike, and ISSUER and METRICS_PORT
+follow.
 
 Waits are bounded by conditions (the server's /readyz, a background server's port, the end
 marker of each block), never by a fixed sleep.
@@ -33,6 +34,7 @@ from tests.docs.markdown_blocks import ROOT, Block
 from tests.e2e.conftest import AUTHSERVER, clean_env, stop_server
 
 SERVER_DOC_PORT = 8000
+METRICS_DOC_PORT = 9464  # the server's METRICS_PORT, mapped like the others
 BLOCK_TIMEOUT = 60.0  # one block: generous on a busy machine; the walk-through's take ~1 s each
 READY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
@@ -64,6 +66,7 @@ class DocSession:
         self.env = clean_env(
             {
                 "AUTHSERVER_ISSUER": f"http://127.0.0.1:{self.ports[SERVER_DOC_PORT]}",
+                "AUTHSERVER_METRICS_PORT": str(self.ports[METRICS_DOC_PORT]),
                 "PATH": f"{workdir / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             }
         )

@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.docs.doc_session import SERVER_DOC_PORT, DocSession, doc_session
+from tests.docs.doc_session import METRICS_DOC_PORT, SERVER_DOC_PORT, DocSession, doc_session
 from tests.docs.markdown_blocks import Block
 from tests.e2e.conftest import free_port
 
 
 def session_ports(blocks: list[Block]) -> dict[int, int]:
-    """A free port for the server and for each doc port a `background` block names."""
-    doc_ports = {SERVER_DOC_PORT} | {
+    """A free port for the server, its metrics, and each doc port a `background` block names."""
+    doc_ports = {SERVER_DOC_PORT, METRICS_DOC_PORT} | {
         block.marker.port
         for block in blocks
         if block.marker is not None and block.marker.kind == "background"
@@ -70,16 +70,16 @@ def continue_from(snapshot: Snapshot, workdir: Path, page: list[Block]) -> Itera
     with doc_session(workdir, ports) as session:
         session.execute(f"source {snapshot.variables}", "(restoring the walk-through's variables)")
         for server in snapshot.servers:
-            if any(uses_port(block, server_port(server)) for block in page):
+            if any(uses_port(block, port) for block in page for port in server_ports(server)):
                 session.restart(server)
         yield session
 
 
-def server_port(block: Block) -> int:
-    """The doc port a `serve` or `background` block listens on."""
+def server_ports(block: Block) -> tuple[int, ...]:
+    """The doc ports a `serve` or `background` block listens on."""
     if block.marker is not None and block.marker.kind == "background":
-        return block.marker.port
-    return SERVER_DOC_PORT
+        return (block.marker.port,)
+    return (SERVER_DOC_PORT, METRICS_DOC_PORT)
 
 
 def uses_port(block: Block, doc_port: int) -> bool:

@@ -2,8 +2,8 @@
 
 Every run gets a clean environment: the caller's environment without any `AUTHSERVER_*`
 variable (so neither a developer's settings nor the test session's AUTHSERVER_CONFIG leak in),
-plus cheap Argon2 parameters, plus whatever the test adds. By default a command runs in the
-test's own empty `tmp_path`, i.e. with no configuration at all.
+plus /metrics on the main port, cheap Argon2 parameters, plus whatever the test adds. By
+default a command runs in the test's own empty `tmp_path`, i.e. with no configuration at all.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ AUTHSERVER = str(Path(sys.executable).with_name("authserver"))
 DEFAULT_TIMEOUT = 60.0
 READY_TIMEOUT = 20.0
 CHEAP_ARGON2 = {"AUTHSERVER_ARGON2_TIME_COST": "1", "AUTHSERVER_ARGON2_MEMORY_COST": "8"}
+# /metrics on each server's own port: the default METRICS_PORT (9464) is one port per host, and
+# the servers of a test run (and of other runs on the machine) would fight over it. A test that
+# wants the separate port sets AUTHSERVER_METRICS_PORT to a free one.
+METRICS_ON_THE_MAIN_PORT = {"AUTHSERVER_METRICS_PORT": "0"}
 # The embedded default issuer: the `iss` and default `aud` whatever port the server listens on.
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
@@ -47,8 +51,10 @@ class CliResult(NamedTuple):
 def clean_env(
     extra: Mapping[str, str] | None = None, *, cheap_argon2: bool = True
 ) -> dict[str, str]:
-    """os.environ without AUTHSERVER_*, with cheap Argon2 (unless told otherwise) and `extra`."""
+    """os.environ without AUTHSERVER_*, with /metrics on the main port, cheap Argon2 (unless
+    told otherwise) and `extra`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
+    env.update(METRICS_ON_THE_MAIN_PORT)
     if cheap_argon2:
         env.update(CHEAP_ARGON2)
     env.update(extra or {})
@@ -164,14 +170,29 @@ def cli(tmp_path: Path) -> Cli:
 # --- assertions shared by the CLI tests -------------------------------------------------------
 
 CLICK_USAGE_PREFIXES = ("Usage:", "Try '")
+# The line every command starts its stderr with: which database and issuer it uses.
+CONTEXT_PREFIX = "authserver: using database "
+# `serve` says it as its first log line: JSON (LOG_FORMAT=json) or text ("… authserver: using …").
+SERVE_CONTEXT_JSON = '"logger":"authserver","message":"using database '
+
+
+def is_context_line(line: str) -> bool:
+    return CONTEXT_PREFIX in line or SERVE_CONTEXT_JSON in line
+
+
+def context_line(result: CliResult) -> str:
+    """The stderr line naming the database and the issuer (exactly one)."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith(CONTEXT_PREFIX)]
+    assert len(lines) == 1, f"expected one context line on stderr:\n{result.stderr}"
+    return lines[0]
 
 
 def error_lines(result: CliResult) -> list[str]:
-    """Non-blank stderr lines other than click's usage lines."""
+    """Non-blank stderr lines other than click's usage lines and the context line."""
     return [
         line
         for line in result.stderr.splitlines()
-        if line.strip() and not line.startswith(CLICK_USAGE_PREFIXES)
+        if line.strip() and not line.startswith(CLICK_USAGE_PREFIXES) and not is_context_line(line)
     ]
 
 

@@ -73,6 +73,7 @@ def test_operator_actions_are_recorded_without_secrets(tmp_path: Path, cli: Cli)
 
 
 def test_follow_prints_new_events_as_they_happen(tmp_path: Path, cli: Cli) -> None:
+    assert_ok(cli("db", "upgrade"))
     assert_ok(cli("users", "create", "bob", "--password-stdin", stdin=PASSWORD))
     follower = start_authserver(["audit", "tail", "--json", "--follow", "-n", "1"], tmp_path)
     lines: queue.Queue[str] = queue.Queue()

@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     assert_ok,
     assert_one_line_error,
     assert_recent_iso_utc,
+    run_authserver,
     run_concurrently,
 )
 
@@ -79,7 +80,8 @@ def text_fields(result: CliResult) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    home = tmp_path_factory.mktemp("clients-home")  # empty: the embedded SQLite default
+    home = tmp_path_factory.mktemp("clients-home")  # the embedded SQLite default, created here:
+    assert_ok(run_authserver(["db", "upgrade"], home))
 
     def create(*args: str, env: dict[str, str] | None = None) -> Invocation:
         return Invocation(["clients", "create", *args], home, env)

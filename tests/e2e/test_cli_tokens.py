@@ -104,6 +104,7 @@ def introspect(base_url: str, client: dict[str, Any], token: str) -> dict[str, A
 def test_tokens_revoke_logs_a_user_out_everywhere_while_the_server_runs(
     tmp_path: Path, cli: Cli, serve: ServeFactory
 ) -> None:
+    assert_ok(cli("db", "upgrade"))
     for name in ("alice", "bob"):
         assert_ok(cli("users", "create", name, "--password-stdin", stdin=PASSWORD))
     web = create_client(cli, tmp_path, "web")
@@ -151,6 +152,7 @@ def test_tokens_revoke_logs_a_user_out_everywhere_while_the_server_runs(
 def test_tokens_purge_runs_next_to_the_server_and_keeps_live_tokens(
     tmp_path: Path, cli: Cli, serve: ServeFactory
 ) -> None:
+    assert_ok(cli("db", "upgrade"))
     assert_ok(cli("users", "create", "alice", "--password-stdin", stdin=PASSWORD))
     web = create_client(cli, tmp_path, "web")
     server = serve(tmp_path)

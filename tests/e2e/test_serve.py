@@ -50,8 +50,13 @@ class Home:
         return httpx.BasicAuth(self.client_id, self.client_secret)
 
 
-def prepare(path: Path, env: dict[str, str] | None = None, *, prompt: bool = False) -> Home:
-    """Create alice (from stdin, or at the prompt) and client `web`, at the same time."""
+def prepare(
+    path: Path, env: dict[str, str] | None = None, *, prompt: bool = False, upgrade: bool = True
+) -> Home:
+    """`db upgrade` (unless a `serve` made the database), then alice (from stdin, or at the
+    prompt) and client `web`, at once."""
+    if upgrade:
+        assert_ok(run_authserver(["db", "upgrade"], path, env=env))
     if prompt:
         user = Invocation(["users", "create", "alice"], path, env, f"{PASSWORD}\n{PASSWORD}\n")
     else:
@@ -69,7 +74,7 @@ def prepare(path: Path, env: dict[str, str] | None = None, *, prompt: bool = Fal
 
 @pytest.fixture(scope="module")
 def sqlite_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """An empty directory (no configuration: the embedded SQLite default) once the CLI ran."""
+    """A directory with no configuration (the embedded SQLite default) once the CLI ran."""
     return prepare(tmp_path_factory.mktemp("serve-home"))
 
 
@@ -145,16 +150,18 @@ def assert_login_refresh_and_verify(base_url: str, home: Home) -> None:
 
 
 def test_serve_in_an_empty_directory_issues_tokens_a_resource_server_can_verify(
-    sqlite_home: Home, serve: ServeFactory
+    tmp_path: Path, serve: ServeFactory
 ) -> None:
-    assert not (sqlite_home.path / "keys").exists()  # no key before the first start
-    server = serve(sqlite_home.path)
-    assert (sqlite_home.path / "var" / "authserver.db").is_file()
-    assert (sqlite_home.path / "keys" / "kek").is_file()
+    """SPEC: no configuration at all: SQLite under var/, migrated, a key made on first start.
+    The operator then adds a user and a client while it serves."""
+    server = serve(tmp_path)
+    assert (tmp_path / "var" / "authserver.db").is_file()
+    assert (tmp_path / "keys" / "kek").is_file()
+    home = prepare(tmp_path, upgrade=False)
 
-    assert_login_refresh_and_verify(server.base_url, sqlite_home)
+    assert_login_refresh_and_verify(server.base_url, home)
     jwks = assert_public_jwks(server.base_url)
-    listed = run_authserver(["keys", "list", "--json"], sqlite_home.path)
+    listed = run_authserver(["keys", "list", "--json"], tmp_path)
     assert_ok(listed)
     assert {key["kid"] for key in jwks["keys"]} == {row["kid"] for row in json.loads(listed.stdout)}
 

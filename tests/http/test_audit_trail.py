@@ -5,10 +5,12 @@ which IP, with what outcome, and never a password or a token."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from authserver import admin
 from authserver.observability.audit import AuditEvent
 from authserver.services import Services
 from authserver.store import audit as audit_store
@@ -50,11 +52,45 @@ async def test_failed_logins_record_the_reason_for_operators_only(
     recorded = await events(services)
     assert [(e.event, e.outcome, e.actor, e.detail["reason"]) for e in recorded] == [
         ("login.failure", "failure", "alice", "password"),
-        ("login.failure", "failure", "mallory", "unknown_user"),
+        ("login.failure", "failure", None, "unknown_user"),  # the name tried is not kept
     ]
     for event in recorded:
         assert "not the password" not in repr(event)
         assert PASSWORD not in repr(event)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"login_max_failures": 2}], indirect=True)
+async def test_a_name_that_is_no_users_never_reaches_the_audit_trail(
+    http: httpx.AsyncClient, services: Services, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    """Security review, finding 7: what a client types as a username is kept only when it names
+    a user. A password typed into the username field, or a stranger's e-mail address, would
+    otherwise stay in the trail for AUDIT_RETENTION_DAYS; control characters in it would reach
+    the operator's terminal. The address, the client and the reason are kept."""
+    await make_user()
+    client = await make_client()
+    tried = "correct horse \u202ebattery"  # C0 controls are refused earlier (http/forms.py)
+    for _ in range(3):
+        await password_login(http, client, username=tried)
+    recorded = await events(services)
+    assert [(e.event, e.actor, e.subject) for e in recorded] == [
+        ("login.failure", None, None),
+        ("login.failure", None, None),
+        ("login.locked", None, None),
+        # The third attempt was refused by the lock: it writes nothing.
+    ]
+    assert all(e.ip == "203.0.113.7" and e.client_id == client.client_id for e in recorded)
+    assert "horse" not in repr(recorded)
+
+
+async def test_a_username_with_invisible_or_spacing_characters_cannot_be_created(
+    services: Services,
+) -> None:
+    for name in ("\u202eadmin", "ad\u200bmin", "nbsp\u00a0name", "tab\tname"):
+        with pytest.raises(admin.AdminError, match="username"):
+            await admin.create_user(
+                services.db, services.passwords, name, PASSWORD, datetime.now(UTC)
+            )
 
 
 def test_an_unknown_event_name_or_outcome_is_a_programming_error() -> None:

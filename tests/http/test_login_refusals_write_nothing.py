@@ -112,7 +112,8 @@ async def test_the_failure_that_blocks_an_ip_records_the_block_once(
     await password_login(http, client, "u2", WRONG)
     await password_login(http, client, "u3", WRONG)  # refused
     locks = [e for e in await audit_store.latest(services.db, 100) if e.event == "login.locked"]
-    assert [(e.actor, e.detail["locked"]) for e in locks] == [("u2", "ip")]
+    # u2 names no user: its name is not kept (finding 7), the address and the lock are.
+    assert [(e.actor, e.ip, e.detail["locked"]) for e in locks] == [(None, "203.0.113.7", "ip")]
     assert 0 < int(str(locks[0].detail["seconds"])) <= 900
 
 

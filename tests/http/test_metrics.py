@@ -104,6 +104,15 @@ async def test_http_latency_is_observed_per_route_with_bounded_labels(
     assert paths <= {"/healthz", "/metrics", "other"}
 
 
+async def test_metrics_port_0_serves_metrics_on_the_main_port(
+    http: httpx.AsyncClient, services: Services
+) -> None:
+    assert services.settings.metrics_port == 0  # tests/conftest.py's settings
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert samples(response.text, "authserver_database_pool_size")
+
+
 @pytest.mark.parametrize("settings_overrides", [{"metrics_enabled": False}], indirect=True)
 async def test_metrics_can_be_turned_off(http: httpx.AsyncClient) -> None:
     assert_oauth_error(await http.get("/metrics"), 404, "not_found")

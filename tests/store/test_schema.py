@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from authserver.settings import Settings
 from authserver.store.db import open_database
-from authserver.store.migrate import head_revision
+from authserver.store.schema import head_revision
 from authserver.store.tables import metadata
 
 

@@ -78,6 +78,21 @@ def test_replicas_serve_with_workers_on_the_port_the_balancer_uses(
         assert int(options["--workers"]) >= 1
 
 
+def test_replicas_offer_their_metrics_port_to_the_compose_network_only(
+    services: dict[str, Any],
+) -> None:
+    """Prometheus on the compose network scrapes each replica's METRICS_PORT (default 9464); the
+    port is exposed to the network, never published, and the balancer does not route to it."""
+    port = Settings.model_fields["metrics_port"].default
+    for replica in REPLICAS:
+        environment = services[replica]["environment"]
+        assert environment["AUTHSERVER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104  # container
+        assert "AUTHSERVER_METRICS_PORT" not in environment  # the default
+        assert str(port) in services[replica]["expose"]
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert str(port) not in config
+
+
 def test_environment_names_only_real_settings_and_is_shared_by_every_authserver(
     services: dict[str, Any],
 ) -> None:

@@ -32,6 +32,15 @@ def test_defaults_match_the_spec(config_file: Path) -> None:
     assert settings.login_session_ttl == 43_200
 
 
+def test_metrics_are_served_off_the_public_port_by_default(config_file: Path) -> None:
+    """/metrics on a port of its own (9464), on loopback only, unless METRICS_PORT says 0."""
+    config_file.write_text("")
+    settings = load_settings()
+    assert (settings.metrics_port, settings.metrics_host) == (9464, "127.0.0.1")
+    config_file.write_text("metrics_port = 0\n")
+    assert load_settings().metrics_port == 0
+
+
 def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_file.write_text('access_token_ttl = 300\nissuer = "https://file.example"\n')
     monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "120")
@@ -119,3 +128,39 @@ def test_a_login_session_never_outlasts_refresh_family_max_age() -> None:
     starts)."""
     settings = load_settings(refresh_family_max_age=3600, refresh_token_ttl=600)
     assert (settings.session_ttl, settings.login_session_ttl) == (43_200, 3600)
+
+
+@pytest.mark.parametrize(
+    "variable", ["AUTHSERVER_ACESS_TOKEN_TTL", "AUTHSERVER_METRICS", "authserver_issuerr"]
+)
+def test_an_environment_variable_that_names_no_setting_is_refused(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A typo in a variable would otherwise leave the default in force without a word."""
+    config_file.write_text("")
+    monkeypatch.setenv(variable, "60")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{variable}: unknown setting"), message
+
+
+def test_a_near_miss_names_the_setting_it_resembles(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("")
+    monkeypatch.setenv("AUTHSERVER_ACESS_TOKEN_TTL", "60")
+    with pytest.raises(ConfigError, match="AUTHSERVER_ACCESS_TOKEN_TTL"):
+        load_settings()
+
+
+def test_the_variables_that_are_not_settings_are_still_accepted(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AUTHSERVER_CONFIG names the file; AUTHSERVER_TEST_* are the test suite's own (its
+    PostgreSQL server, its browser, where its screenshots go)."""
+    config_file.write_text("")
+    for variable in ("AUTHSERVER_TEST_POSTGRES", "AUTHSERVER_TEST_BROWSER", "AUTHSERVER_TEST_X"):
+        monkeypatch.setenv(variable, "off")
+    assert load_settings().issuer == "http://127.0.0.1:8000"
