@@ -66,16 +66,19 @@ async def _check_narrowing(
 ) -> None:
     """§6: the requested scope must not include any scope not originally granted.
 
-    Checked before the rotation so an invalid_scope answer leaves the token usable. Tokens that
-    are not this client's, or already used (outside the grace window), are left to the rotation
-    to refuse (and, for reuse, to revoke their family).
+    Checked before the rotation so an invalid_scope answer leaves the token usable, and only for
+    a token the rotation would accept: one that is unknown, another client's, or dead (used, or
+    revoked by a grace-window replay, outside what the window allows) is left to the rotation to
+    refuse and, for reuse, to revoke its family (security review, finding 5).
     """
-    record = await refresh.find_token(svc.db, presented_hash)
-    if record is None or record.client_id != req.client.client_id:
-        return
-    if record.rotated_at is not None and not _within_grace(svc, req, record.rotated_at):
-        return
-    if not set(requested) <= set(record.scope.split()):
+    scope = await rotation.rotatable_scope(
+        svc.db,
+        token_hash=presented_hash,
+        client_id=req.client.client_id,
+        now=req.now,
+        grace=svc.settings.refresh_reuse_grace,
+    )
+    if scope is not None and not set(requested) <= set(scope.split()):
         raise invalid_scope("The requested scope exceeds the scope originally granted.")
 
 

@@ -224,6 +224,60 @@ async def test_replay_with_a_wider_scope_is_invalid_scope_and_uses_nothing_up(
     assert_oauth_error(await refresh(http, client, successor), 400, "invalid_grant")
 
 
+async def test_a_wider_scope_on_a_token_two_rotations_old_is_reuse_not_invalid_scope(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    """Security review finding 5 (issue 15): the narrowing check ran for any token rotated
+    within the window, so a dead token with a wider scope answered invalid_scope and revoked
+    nothing. Only a token the rotation would accept gets its scope checked."""
+    client = await make_client(scopes=("read", "write", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    second = await refreshed(http, client, first)
+    third = await refreshed(http, client, second)  # first's successor is used: first is dead
+    clock.advance(1)
+
+    assert_oauth_error(await refresh(http, client, first, scope="read admin"), 400, "invalid_grant")
+    assert await metric_value(http, "authserver_refresh_reuse_detected_total") == 1
+    assert_oauth_error(await refresh(http, client, third), 400, "invalid_grant")
+
+
+async def test_a_wider_scope_on_the_successor_a_replay_revoked_is_reuse_not_invalid_scope(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    client = await make_client(scopes=("read", "write", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    superseded = await refreshed(http, client, first)
+    clock.advance(1)
+    replacement = await refreshed(http, client, first)  # revokes `superseded`
+
+    assert_oauth_error(
+        await refresh(http, client, superseded, scope="read admin"), 400, "invalid_grant"
+    )
+    assert await metric_value(http, "authserver_refresh_reuse_detected_total") == 1
+    assert_oauth_error(await refresh(http, client, replacement), 400, "invalid_grant")
+
+
+@pytest.mark.parametrize("settings_overrides", [0], indirect=True)
+async def test_a_wider_scope_on_a_used_token_without_a_window_is_reuse(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    client = await make_client(scopes=("read", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    successor = await refreshed(http, client, first)
+
+    assert_oauth_error(await refresh(http, client, first, scope="admin"), 400, "invalid_grant")
+    assert_oauth_error(await refresh(http, client, successor), 400, "invalid_grant")
+
+
 async def test_replay_by_another_client_is_refused_and_revokes_nothing(
     http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser
 ) -> None:
