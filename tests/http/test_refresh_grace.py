@@ -27,12 +27,20 @@ MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]
 
 GRACE = 30
+BLOCKED_WAIT = 90  # seconds: generous, the machine may be busy
 
 
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """REFRESH_REUSE_GRACE = GRACE unless a test passes another value (indirect)."""
-    return {"refresh_reuse_grace": getattr(request, "param", GRACE)}
+    """REFRESH_REUSE_GRACE = GRACE unless a test passes another value (indirect). REQUEST_TIMEOUT
+    is raised past the collision tests' bounded wait (BLOCKED_WAIT): held on a row lock until
+    both requests are seen waiting, a request must not be cancelled by the app's own 10 s
+    timeout first (seen on a busy machine: the second request reached the lock after the first
+    had been cancelled, and the wait failed)."""
+    return {
+        "refresh_reuse_grace": getattr(request, "param", GRACE),
+        "request_timeout": BLOCKED_WAIT + 30,
+    }
 
 
 async def login(http: httpx.AsyncClient, client: RegisteredClient) -> str:
@@ -382,7 +390,7 @@ async def test_without_a_window_every_replay_is_reuse(
 
 async def _blocked_on_locks(conn: Any, count: int) -> None:
     """Wait until `count` other backends of this database are waiting for a row lock."""
-    deadline = asyncio.get_running_loop().time() + 30  # generous: the CI machine may be busy
+    deadline = asyncio.get_running_loop().time() + BLOCKED_WAIT
     while asyncio.get_running_loop().time() < deadline:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity "
