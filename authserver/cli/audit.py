@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -41,27 +40,26 @@ def audit() -> None:
 @json_option("One JSON object per line.")
 def audit_tail(count: int, follow: bool, as_json: bool) -> None:
     """Print the last events, oldest first; with --follow, keep printing until interrupted."""
-    import asyncio
-
+    from authserver.cli.interrupt import StopRequest
     from authserver.store import audit as audit_store
 
+    # First of all: from here on Ctrl-C is a request to stop, never an exception (interrupt.py).
+    stop = StopRequest.install() if follow else None
     settings = common.load()
 
     async def work(db: Database) -> None:
         records = await audit_store.latest(db, count)
         for record in records:
             _print(record, as_json)
-        if not follow:
+        if stop is None:
             return
         newest = records[-1].id if records else await _newest_id(db)
         cursor = Cursor(newest)
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
+        while not await stop.wait(POLL_SECONDS):  # Ctrl-C ends --follow quietly (exit 0)
             for record in cursor.take(await audit_store.after(db, cursor.position)):
                 _print(record, as_json)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow quietly
-        common.run(settings, work)
+    common.run(settings, work)
 
 
 async def _newest_id(db: Database) -> int:

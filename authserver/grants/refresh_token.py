@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from authserver.clients.policy import parse_scope
+from authserver.clients.policy import allowed_scopes, parse_scope
 from authserver.errors import invalid_grant, invalid_scope
 from authserver.grants.base import GrantRequest, TokenResponse
 from authserver.models import RefreshTokenRecord
@@ -26,13 +26,20 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
     statement. A narrower `scope` narrows the access token only; the successor keeps the login's
     scope (§6). A failed refresh (invalid_scope, invalid_client) does not use the token up.
 
+    The access token gets only scopes the client may have *today* (its scopes, within SCOPES
+    when set): one the operator removed since the login is dropped when no `scope` is asked
+    for, and invalid_scope when it is (security review, finding 6). The login keeps its scope,
+    so a scope put back comes back.
+
     With REFRESH_REUSE_GRACE > 0, the immediately previous token presented within the window
     while its successor is unused gets a new pair instead (`refresh.rotate` decides atomically).
     """
     presented_hash = token_digest(req.required("refresh_token"))
     requested = req.optional("scope")
-    if requested is not None:
-        await _check_narrowing(svc, req, presented_hash, parse_scope(requested))
+    narrowed = parse_scope(requested) if requested is not None else None
+    allowed = allowed_scopes(req.client, svc.settings)
+    if narrowed is not None:
+        await _check_narrowing(svc, req, presented_hash, narrowed, allowed)
 
     successor = new_refresh_token()
     grant = await rotation.rotate(
@@ -48,7 +55,8 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
         await _explain_refusal(svc, req, presented_hash)
         raise invalid_grant(INVALID_REFRESH_TOKEN)
 
-    scope = " ".join(parse_scope(requested)) if requested is not None else grant.scope
+    wanted = narrowed if narrowed is not None else grant.scope.split()
+    scope = " ".join(name for name in wanted if name in allowed)  # allowed as of this request
     access = issue_access_token(
         svc.keys,
         svc.settings,
@@ -62,21 +70,33 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
 
 
 async def _check_narrowing(
-    svc: Services, req: GrantRequest, presented_hash: bytes, requested: list[str]
+    svc: Services,
+    req: GrantRequest,
+    presented_hash: bytes,
+    requested: list[str],
+    allowed: tuple[str, ...],
 ) -> None:
-    """§6: the requested scope must not include any scope not originally granted.
+    """§6: the requested scope must not include any scope not originally granted, nor (SPEC:
+    "scope not allowed") one the client may no longer have.
 
-    Checked before the rotation so an invalid_scope answer leaves the token usable. Tokens that
-    are not this client's, or already used (outside the grace window), are left to the rotation
-    to refuse (and, for reuse, to revoke their family).
+    Checked before the rotation so an invalid_scope answer leaves the token usable, and only for
+    a token the rotation would accept: one that is unknown, another client's, or dead (used, or
+    revoked by a grace-window replay, outside what the window allows) is left to the rotation to
+    refuse and, for reuse, to revoke its family (security review, finding 5).
     """
-    record = await refresh.find_token(svc.db, presented_hash)
-    if record is None or record.client_id != req.client.client_id:
+    scope = await rotation.rotatable_scope(
+        svc.db,
+        token_hash=presented_hash,
+        client_id=req.client.client_id,
+        now=req.now,
+        grace=svc.settings.refresh_reuse_grace,
+    )
+    if scope is None:
         return
-    if record.rotated_at is not None and not _within_grace(svc, req, record.rotated_at):
-        return
-    if not set(requested) <= set(record.scope.split()):
+    if not set(requested) <= set(scope.split()):
         raise invalid_scope("The requested scope exceeds the scope originally granted.")
+    if not set(requested) <= set(allowed):
+        raise invalid_scope("The requested scope is not allowed.")
 
 
 async def _explain_refusal(svc: Services, req: GrantRequest, presented_hash: bytes) -> None:

@@ -4,8 +4,10 @@
 1. The login limits decide first (login/limits.py): a refused attempt costs the server reads
    only and is answered "locked" with the seconds to wait; an allowed one is counted as a
    failure before the password is checked, so concurrent guesses cannot exceed the limit.
-2. argon2id runs in a thread; an unknown user is checked against a dummy hash, so unknown user,
-   wrong password and disabled user cost the same and give the same answer (`BadCredentials`).
+2. argon2id runs in a thread; an unknown user is checked against a dummy hash, and a failed
+   check of a stored hash not at today's parameters lasts as long as one that is
+   (login/passwords.py), so unknown user, wrong password and disabled user cost the same,
+   whatever is stored, and give the same answer (`BadCredentials`).
    The reason is recorded for operators only (audit `login.failure`).
 3. A right password takes the attempt back off the counters and upgrades a hash made with older
    argon2 parameters.

@@ -207,7 +207,7 @@ async def has_unused_successor(db: Database, token_hash: bytes) -> bool:
 
 
 async def find_token(db: Database, token_hash: bytes) -> RefreshTokenRecord | None:
-    """What the grant needs to explain a refused rotation (or check a narrowed scope)."""
+    """What the grant needs to explain a refused rotation."""
     query = select(
         rt.c.family_id, rt.c.client_id, rt.c.scope, rt.c.rotated_at, rt.c.revoked_at
     ).where(rt.c.token_hash == token_hash)

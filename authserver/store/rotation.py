@@ -35,6 +35,7 @@ from sqlalchemy import (
     case,
     exists,
     insert,
+    or_,
     select,
     update,
 )
@@ -223,6 +224,44 @@ async def replay(
             insert_successor(PARENT_BY_ID), {**values, "parent": presented.id}
         )
         return _grant(inserted.one()._mapping, values["client"])
+
+
+async def rotatable_scope(
+    db: Database, *, token_hash: bytes, client_id: str, now: datetime, grace: int = 0
+) -> str | None:
+    """The scope of the presented token if `rotate` would accept it now (usable, or with `grace`
+    a replayable token whose successor is unused and unrevoked), else None.
+
+    The grant checks a requested scope against it before rotating, so that an invalid_scope
+    answer leaves the token usable. A token the rotation would refuse gets no scope check at all:
+    its refusal (reuse, for a dead token) must not be masked by invalid_scope (security review,
+    finding 5). The same expressions as the rotation's own (store/liveness.py); a change between
+    this read and the rotation is the rotation's to decide.
+    """
+    accepted = usable_refresh_token(rt, NOW)
+    if grace > 0:
+        successor = rt.alias("successor")
+        unused_successor = exists(
+            select(successor.c.id).where(
+                successor.c.family_id == rt.c.family_id,
+                successor.c.parent_id == rt.c.id,
+                successor.c.rotated_at.is_(None),
+                successor.c.revoked_at.is_(None),
+            )
+        )
+        accepted = or_(accepted, replayable_refresh_token(rt, NOW, WINDOW_START) & unused_successor)
+    query = select(rt.c.scope).where(
+        rt.c.token_hash == OLD_HASH, rt.c.client_id == CLIENT_ID, accepted
+    )
+    values = {
+        "old_hash": token_hash,
+        "client": client_id,
+        "now": now,
+        "window_start": now - timedelta(seconds=grace),
+    }
+    async with db.read() as conn:
+        scope: str | None = (await conn.execute(query, values)).scalar_one_or_none()
+    return scope
 
 
 def _grant(row: Any, client_id: str) -> RefreshGrant:

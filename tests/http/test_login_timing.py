@@ -1,5 +1,7 @@
 """SPEC: wrong username and wrong password are indistinguishable in timing (medians within 20 %);
-the issue adds the disabled user to the same rule.
+the issue adds the disabled user to the same rule, and security review finding 4 (issue 15) a
+wrong password for a user whose stored hash was made with older, cheaper parameters, or is
+malformed: whatever is stored.
 
 Production argon2 parameters (OWASP: 19 MiB, t=2, p=1). The three kinds of failure are sampled
 in rounds, each round in a rotated order, so that noise on a shared machine (another process
@@ -24,9 +26,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from authserver import admin
 from authserver.services import Services
+from authserver.store import users as user_store
 from tests.conftest import RegisteredClient
 from tests.helpers import password_login
 
@@ -56,7 +60,7 @@ async def timed(request: Awaitable[httpx.Response]) -> float:
 
 
 @pytest.mark.parametrize("settings_overrides", [PRODUCTION_HASHING], indirect=True)
-async def test_unknown_user_wrong_password_and_disabled_user_take_the_same_time(
+async def test_every_kind_of_failed_login_takes_the_same_time_whatever_is_stored(
     http: httpx.AsyncClient,
     make_client: Callable[..., Awaitable[RegisteredClient]],
     make_user: Callable[..., Awaitable[str]],
@@ -66,10 +70,17 @@ async def test_unknown_user_wrong_password_and_disabled_user_take_the_same_time(
     await make_user("alice")
     await make_user("dora")
     await admin.disable_user(services.db, "dora", datetime.now(UTC))
+    # Hashed before the operator raised the parameters to today's (t=1, 4 MiB: about a fifth of
+    # the cost), and a hash that is not one (an edited row).
+    older = PasswordHasher(time_cost=1, memory_cost=4096, parallelism=1).hash("older password")
+    await user_store.create_user(services.db, "olga", older, datetime.now(UTC))
+    await user_store.create_user(services.db, "mal", "$argon2id$v=19$broken", datetime.now(UTC))
     kinds: dict[str, Callable[[int], Awaitable[httpx.Response]]] = {
         "wrong password": lambda i: password_login(http, client, "alice", f"guess-{i}"),
         "unknown user": lambda i: password_login(http, client, f"nobody-{i}", f"guess-{i}"),
         "disabled user": lambda i: password_login(http, client, "dora", f"guess-{i}"),
+        "older parameters": lambda i: password_login(http, client, "olga", f"guess-{i}"),
+        "malformed hash": lambda i: password_login(http, client, "mal", f"guess-{i}"),
     }
     for kind in kinds.values():  # warm-up: first-use costs (connections, caches) stay out
         await timed(kind(-1))

@@ -27,12 +27,20 @@ MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]
 
 GRACE = 30
+BLOCKED_WAIT = 90  # seconds: generous, the machine may be busy
 
 
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """REFRESH_REUSE_GRACE = GRACE unless a test passes another value (indirect)."""
-    return {"refresh_reuse_grace": getattr(request, "param", GRACE)}
+    """REFRESH_REUSE_GRACE = GRACE unless a test passes another value (indirect). REQUEST_TIMEOUT
+    is raised past the collision tests' bounded wait (BLOCKED_WAIT): held on a row lock until
+    both requests are seen waiting, a request must not be cancelled by the app's own 10 s
+    timeout first (seen on a busy machine: the second request reached the lock after the first
+    had been cancelled, and the wait failed)."""
+    return {
+        "refresh_reuse_grace": getattr(request, "param", GRACE),
+        "request_timeout": BLOCKED_WAIT + 30,
+    }
 
 
 async def login(http: httpx.AsyncClient, client: RegisteredClient) -> str:
@@ -224,6 +232,60 @@ async def test_replay_with_a_wider_scope_is_invalid_scope_and_uses_nothing_up(
     assert_oauth_error(await refresh(http, client, successor), 400, "invalid_grant")
 
 
+async def test_a_wider_scope_on_a_token_two_rotations_old_is_reuse_not_invalid_scope(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    """Security review finding 5 (issue 15): the narrowing check ran for any token rotated
+    within the window, so a dead token with a wider scope answered invalid_scope and revoked
+    nothing. Only a token the rotation would accept gets its scope checked."""
+    client = await make_client(scopes=("read", "write", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    second = await refreshed(http, client, first)
+    third = await refreshed(http, client, second)  # first's successor is used: first is dead
+    clock.advance(1)
+
+    assert_oauth_error(await refresh(http, client, first, scope="read admin"), 400, "invalid_grant")
+    assert await metric_value(http, "authserver_refresh_reuse_detected_total") == 1
+    assert_oauth_error(await refresh(http, client, third), 400, "invalid_grant")
+
+
+async def test_a_wider_scope_on_the_successor_a_replay_revoked_is_reuse_not_invalid_scope(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser, clock: Clock
+) -> None:
+    client = await make_client(scopes=("read", "write", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    superseded = await refreshed(http, client, first)
+    clock.advance(1)
+    replacement = await refreshed(http, client, first)  # revokes `superseded`
+
+    assert_oauth_error(
+        await refresh(http, client, superseded, scope="read admin"), 400, "invalid_grant"
+    )
+    assert await metric_value(http, "authserver_refresh_reuse_detected_total") == 1
+    assert_oauth_error(await refresh(http, client, replacement), 400, "invalid_grant")
+
+
+@pytest.mark.parametrize("settings_overrides", [0], indirect=True)
+async def test_a_wider_scope_on_a_used_token_without_a_window_is_reuse(
+    http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    client = await make_client(scopes=("read", "admin"))
+    await make_user()
+    response = await password_login(http, client, scope="read")
+    assert response.status_code == 200, response.text
+    first = response.json()["refresh_token"]
+    successor = await refreshed(http, client, first)
+
+    assert_oauth_error(await refresh(http, client, first, scope="admin"), 400, "invalid_grant")
+    assert_oauth_error(await refresh(http, client, successor), 400, "invalid_grant")
+
+
 async def test_replay_by_another_client_is_refused_and_revokes_nothing(
     http: httpx.AsyncClient, make_client: MakeClient, make_user: MakeUser
 ) -> None:
@@ -328,7 +390,7 @@ async def test_without_a_window_every_replay_is_reuse(
 
 async def _blocked_on_locks(conn: Any, count: int) -> None:
     """Wait until `count` other backends of this database are waiting for a row lock."""
-    deadline = asyncio.get_running_loop().time() + 30  # generous: the CI machine may be busy
+    deadline = asyncio.get_running_loop().time() + BLOCKED_WAIT
     while asyncio.get_running_loop().time() < deadline:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity "

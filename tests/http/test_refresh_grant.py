@@ -15,6 +15,7 @@ import pytest
 
 from authserver import admin
 from authserver.services import Services
+from authserver.store.clients import ClientUpdate
 from tests.conftest import PASSWORD, Clock, RegisteredClient
 from tests.helpers import (
     assert_oauth_error,
@@ -395,6 +396,74 @@ async def test_narrower_scope_narrows_the_access_token_only(
 
     default = await refreshed(http, client, widened_again["refresh_token"])
     assert default["scope"] == "read write"
+
+
+async def test_refresh_drops_a_scope_since_removed_from_the_client(
+    http: httpx.AsyncClient, services: Services, make_client: MakeClient, make_user: MakeUser
+) -> None:
+    """Security review finding 6 (issue 15): a refresh kept issuing a scope the operator had
+    removed from the client. Every refresh grants the login's scope as far as the client may
+    still have it; the login keeps its scope, so putting the scope back restores it."""
+    client = await make_client(scopes=("read", "write"))
+    await make_user()
+    token = (await login(http, client))["refresh_token"]
+    await admin.update_client(
+        services.db, services.settings, client.client_id, ClientUpdate(scopes=("read",))
+    )
+
+    body = await refreshed(http, client, token)
+    assert body["scope"] == "read"
+    assert jwt_parts(body["access_token"])[1]["scope"] == "read"
+    asked = await refresh(http, client, body["refresh_token"], scope="read write")
+    assert_oauth_error(asked, 400, "invalid_scope")  # SPEC: a scope not allowed
+    token = (await refreshed(http, client, body["refresh_token"]))["refresh_token"]  # not used up
+
+    await admin.update_client(
+        services.db, services.settings, client.client_id, ClientUpdate(scopes=("read", "write"))
+    )
+    assert (await refreshed(http, client, token))["scope"] == "read write"
+
+
+async def test_refresh_drops_a_scope_since_removed_from_scopes(
+    http: httpx.AsyncClient,
+    services: Services,
+    make_client: MakeClient,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await make_client(scopes=("read", "write"))
+    await make_user()
+    token = (await login(http, client))["refresh_token"]
+    # The operator restarts the server with SCOPES no longer listing "write".
+    restarted = services.settings.model_copy(update={"scopes": ["read"]})
+    monkeypatch.setattr(services, "settings", restarted)
+
+    body = await refreshed(http, client, token)
+    assert body["scope"] == "read"
+    assert jwt_parts(body["access_token"])[1]["scope"] == "read"
+    asked = await refresh(http, client, body["refresh_token"], scope="write")
+    assert_oauth_error(asked, 400, "invalid_scope")
+
+
+async def test_refresh_when_none_of_the_logins_scopes_is_left_grants_an_empty_scope(
+    http: httpx.AsyncClient,
+    services: Services,
+    make_client: MakeClient,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the password grant does for a client with no scope left: a token that grants nothing
+    (and says so), not an error; the login stays, for when a scope comes back."""
+    client = await make_client(scopes=("read", "write"))
+    await make_user()
+    token = (await login(http, client, scope="write"))["refresh_token"]
+    restarted = services.settings.model_copy(update={"scopes": ["read"]})
+    monkeypatch.setattr(services, "settings", restarted)
+
+    body = await refreshed(http, client, token)
+    assert body["scope"] == ""
+    assert jwt_parts(body["access_token"])[1]["scope"] == ""
+    assert (await login(http, client))["scope"] == "read"  # the password grant agrees
 
 
 async def test_refresh_without_scope_keeps_the_scope_of_the_login(

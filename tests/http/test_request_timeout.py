@@ -39,7 +39,9 @@ async def counter_rows(services: Services) -> int:
 def assert_timed_out(response: httpx.Response, elapsed: float) -> None:
     assert_uncached_oauth_error(response, 503, "temporarily_unavailable")
     assert response.headers["retry-after"].isdigit()
-    assert TIMEOUT <= elapsed < TIMEOUT + 2, elapsed
+    # The lower bound is the point; the upper one only catches a hang (the handlers sleep 30 s
+    # or answer 200), with room for a busy machine.
+    assert TIMEOUT <= elapsed < TIMEOUT + 10, elapsed
 
 
 async def test_a_request_cancelled_inside_a_transaction_changes_nothing_and_answers_503(

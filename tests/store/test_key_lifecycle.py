@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -100,9 +101,21 @@ async def test_the_new_next_key_must_wait_its_own_jwks_max_age(
 
 
 async def test_concurrent_rotations_leave_exactly_one_current(
-    keyed_db: Database, settings: Settings
+    keyed_db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two operators (two processes, two connection pools) rotate at the same moment."""
+    """Two operators (two processes, two connection pools) rotate at the same moment: both have
+    read the keys before either writes. The overlap is forced (a barrier in front of the write):
+    left to asyncio.gather, on a loaded machine one rotation could finish before the other read
+    anything, and the second then rotated again, legitimately (seen: 2 winners, 0 losers)."""
+    both_have_read = asyncio.Barrier(2)
+    promote_next = key_store.promote_next
+
+    async def promote_after_both_read(*args: Any, **kwargs: Any) -> None:
+        async with asyncio.timeout(60):  # bounded: a rotation that never gets here fails the test
+            await both_have_read.wait()
+        await promote_next(*args, **kwargs)
+
+    monkeypatch.setattr(key_store, "promote_next", promote_after_both_read)
     second_db = open_database(settings)
     try:
         now = START + timedelta(seconds=MAX_AGE)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, text, update
 
 from authserver.settings import Settings
 from authserver.store import clients as client_store
@@ -546,6 +546,30 @@ async def test_purge_during_a_refresh_and_login_load_loses_no_live_token(
     }
 
 
+async def blocked_behind_a_lock(db: Database, task: asyncio.Task[Any]) -> None:
+    """Wait (bounded) until `task` waits for a lock. PostgreSQL shows it in pg_stat_activity; on
+    SQLite the wait is in the busy handler, which nothing shows: there the task gets a moment to
+    reach it (if it has not, it runs after the commit, and must leave the row alone just the
+    same)."""
+    if db.dialect.name != "postgresql":
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        return
+    async with asyncio.timeout(30):  # generous: the machine may be busy
+        while True:
+            assert not task.done()  # it must wait for the attempt's row lock
+            async with db.read() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize(
     ("table", "key"),
     [
@@ -570,8 +594,7 @@ async def test_purge_never_deletes_a_counter_row_an_attempt_is_working_on(
             )
             assert row.failures == 0
             purging = asyncio.create_task(purge(purger, POLICY, now))
-            await asyncio.sleep(0.5)
-            assert not purging.done()  # blocked behind the attempt's row lock
+            await blocked_behind_a_lock(db, purging)
             await conn.execute(
                 update(table)
                 .where(*(table.c[name] == value for name, value in key.items()))

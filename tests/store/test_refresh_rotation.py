@@ -163,7 +163,7 @@ async def test_a_login_racing_a_password_change_is_never_left_alive(
             if (
                 db.dialect.name == "postgresql"
             ):  # wait (bounded) until the login is blocked on the user row
-                async with asyncio.timeout(10):
+                async with asyncio.timeout(30):  # generous: the machine may be busy
                     while not started.done():
                         async with changer.engine.connect() as probe:
                             waiting = await probe.scalar(

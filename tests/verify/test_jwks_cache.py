@@ -332,7 +332,7 @@ async def test_verify_sync_called_on_the_event_loop_never_waits_for_an_async_fet
         started = time.monotonic()
         with pytest.raises(KeySetUnavailable):
             verifier.verify_sync(token(issuer_key))
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # the fetch never ends until released
         release.set()
         assert (await pending).sub
 
