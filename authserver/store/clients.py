@@ -67,7 +67,7 @@ async def get_client(db: Database, client_id: str) -> Client | None:
 
 # PostgreSQL's row version (`xmin`, unsigned 32-bit): every UPDATE of the row changes it.
 _ROW_VERSION = literal_column("clients.xmin::text::bigint", BigInteger).label("row_version")
-_VERSIONED_CLIENT_BY_ID = Prepared(
+VERSIONED_CLIENT_BY_ID = Prepared(
     select(clients, _ROW_VERSION).where(clients.c.client_id == bindparam("client_id", type_=String))
 )
 
@@ -76,7 +76,7 @@ async def get_versioned_client(db: Database, client_id: str) -> VersionedClient 
     """The client and its row's version, which the refresh rotation re-checks in its own
     statement (store/rotation.py); PostgreSQL only (`Dialect.row_versions`)."""
     assert db.dialect.row_versions
-    row = await db.fetch_row(_VERSIONED_CLIENT_BY_ID, {"client_id": client_id}, read_only=True)
+    row = await db.fetch_row(VERSIONED_CLIENT_BY_ID, {"client_id": client_id}, read_only=True)
     return None if row is None else VersionedClient(_client(row), row["row_version"])
 
 
