@@ -40,6 +40,20 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionedClient:
+    """A client as read, with its row's version (PostgreSQL): what a statement that acts for the
+    client can check it against, in the same round trip (clients/cache.py)."""
+
+    client: Client
+    version: int
+
+
+class StaleClient(Exception):
+    """The client's row changed (or went) since the request was authenticated against it;
+    nothing was written. Raised with the client_id."""
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshGrant:
     """What the store hands back when a refresh token was issued or rotated."""
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from authserver.clients.cache import ClientCache
 from authserver.clock import utc_now
 from authserver.keys.kek import KeyEncryptionKeys
 from authserver.keys.ring import KeyRing
@@ -26,3 +27,4 @@ class Services:
     keys: KeyRing  # replaced (never mutated) when the key poller sees a change
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
+    client_cache: ClientCache = field(default_factory=ClientCache)  # the refresh grant's

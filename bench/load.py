@@ -15,6 +15,10 @@ Scenarios:
   with the refresh token it has just received (real rotation).
 - jwks: GET /.well-known/jwks.json in a loop.
 - password: the password grant in a loop (argon2 dominates).
+- mixed: the refresh chains, and beside them `--login-chains` chains doing the password grant in
+  a loop (the server's argon2 at full rate). The figures are the refresh chains'; the logins'
+  are reported apart (issue 13, item 5: logins must not stall refreshes).
+- seeded: the refresh scenario, run by bench/run.py after it stored millions of tokens.
 
 Every non-200 answer, dropped connection or timeout is an error. A refresh chain that meets an
 error logs in again (outside the counts) so that one failure does not stop it.
@@ -34,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-SCENARIOS = ("refresh", "jwks", "password")
+SCENARIOS = ("refresh", "jwks", "password", "mixed", "seeded")
+REFRESHING = ("refresh", "mixed", "seeded")  # refresh chains, measured
 WARMUP, MEASURING, STOPPING = 0, 1, 2
 REQUEST_TIMEOUT = 30.0  # seconds; a request slower than this counts as an error
 DRAIN_TIMEOUT = 35.0  # how long chains may take to finish their last request after `end`
@@ -275,23 +280,36 @@ def emit(line: str) -> None:
 
 
 async def run(
-    scenario: str, config: Config, concurrency: int, warmup: float, duration: float
+    scenario: str,
+    config: Config,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    login_chains: int = 0,
 ) -> dict[str, Any]:
     requests = Requests(config)
     stats = Stats()
-    chains = [Chain(i, scenario, config, requests) for i in range(concurrency)]
-    if scenario == "refresh":
+    kind = "refresh" if scenario in REFRESHING else scenario
+    chains = [Chain(i, kind, config, requests) for i in range(concurrency)]
+    if kind == "refresh":
         logged_in = await asyncio.gather(*(chain.login(stats) for chain in chains))
         if not all(logged_in):
             raise SystemExit(f"load: the initial logins failed: {stats.first_error}")
     tasks = [asyncio.create_task(chain.run(stats)) for chain in chains]
+    logins = Stats()  # mixed: the password chains beside the refresh chains
+    login_tasks = [
+        asyncio.create_task(Chain(i, "password", config, requests).run(logins))
+        for i in range(login_chains if scenario == "mixed" else 0)
+    ]
+    tasks += login_tasks
     await asyncio.sleep(warmup)
 
+    logins.phase = MEASURING
     stats.phase = MEASURING
     cpu_started, started = time.process_time(), time.perf_counter()
     emit("start")
     await asyncio.sleep(duration)
-    stats.phase = STOPPING
+    stats.phase = logins.phase = STOPPING
     elapsed = time.perf_counter() - started
     load_cpu = time.process_time() - cpu_started
     emit("end")
@@ -306,6 +324,7 @@ async def run(
             stats.error("crash", repr(task.exception()))
     for chain in chains:
         await chain.connection.close()
+    login_latencies = sorted(logins.latencies)
 
     latencies = sorted(stats.latencies)
     return {
@@ -322,6 +341,11 @@ async def run(
         "error_kinds": dict(stats.error_kinds),
         "first_error": stats.first_error,
         "load_cpu_s": load_cpu,
+        "logins_per_s": logins.completed / elapsed,
+        "login_p50_ms": percentile(login_latencies, 0.50) * 1000,
+        "login_p99_ms": percentile(login_latencies, 0.99) * 1000,
+        "login_errors": logins.errors_total,
+        "login_first_error": logins.first_error,
     }
 
 
@@ -331,11 +355,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--login-chains", type=int, default=4)
     args = parser.parse_args()
     config = Config.from_json(json.loads(sys.stdin.readline()))
     if config.host != "127.0.0.1":
         raise SystemExit("load: only 127.0.0.1 is allowed")
-    work = run(args.scenario, config, args.concurrency, args.warmup, args.duration)
+    work = run(
+        args.scenario, config, args.concurrency, args.warmup, args.duration, args.login_chains
+    )
     try:
         import uvloop  # optional speed-up; uvicorn[standard] brings it
     except ImportError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"  # the only address the benchmark ever talks to
-SCENARIOS = ("refresh", "jwks", "password")
+SCENARIOS = ("refresh", "jwks", "password", "mixed", "seeded")
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,15 @@ class Options:
     cheap_hash: bool
     postgres: str
     authserver: list[str]
-    server_cpu: int
+    server_cpu: str  # one core, or a list for several workers ("0,1")
     load_cpu: int
     workers: int
     json_out: Path | None
     profile: Path | None
     profile_native: bool
+    login_chains: int
+    seed_tokens: int
+    seed_families: int
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -62,7 +65,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=None,
         help="the authserver console script (default: the one beside this Python)",
     )
-    parser.add_argument("--server-cpu", type=int, default=0, help="core for the server")
+    parser.add_argument(
+        "--server-cpu", default="0", help="core(s) for the server: 0, or 0,1 for --workers 2"
+    )
     parser.add_argument("--load-cpu", type=int, default=1, help="core for the load generator")
     parser.add_argument("--workers", type=int, default=1, help="`serve --workers` (1 to compare)")
     parser.add_argument("--json-out", type=Path, default=None, help="also write raw results here")
@@ -79,15 +84,35 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         action="store_true",
         help="with --profile: sample C frames too (py-spy --native; OpenSSL, asyncpg, uvloop)",
     )
+    parser.add_argument(
+        "--login-chains",
+        type=int,
+        default=4,
+        help="mixed: password-grant chains running beside the refresh chains",
+    )
+    parser.add_argument(
+        "--seed-tokens",
+        type=int,
+        default=10_000_000,
+        help="seeded: refresh tokens stored before its windows (one SQL statement)",
+    )
+    parser.add_argument(
+        "--seed-families", type=int, default=1_000_000, help="seeded: the families they form"
+    )
     args = parser.parse_args(argv)
 
     scenarios = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown or not scenarios:
         parser.error(f"--scenarios: unknown {unknown}; choose from {', '.join(SCENARIOS)}")
-    for name in ("concurrency", "runs", "users", "workers"):
+    cores = args.server_cpu.split(",")
+    if not all(core.strip().isdigit() for core in cores):
+        parser.error("--server-cpu: a core number, or a comma-separated list of them")
+    for name in ("concurrency", "runs", "users", "workers", "login_chains", "seed_families"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.seed_tokens < args.seed_families:
+        parser.error("--seed-tokens must be at least --seed-families")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
     host = args.postgres.split("@")[-1].split("/")[0].rsplit(":", 1)[0]
@@ -103,12 +128,15 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         cheap_hash=args.cheap_hash,
         postgres=args.postgres,
         authserver=[args.authserver] if args.authserver else _default_authserver(),
-        server_cpu=args.server_cpu,
+        server_cpu=",".join(core.strip() for core in cores),
         load_cpu=args.load_cpu,
         workers=args.workers,
         json_out=args.json_out,
         profile=args.profile,
         profile_native=args.profile_native,
+        login_chains=args.login_chains,
+        seed_tokens=args.seed_tokens,
+        seed_families=args.seed_families,
     )
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
-def pinned(cpu: int, command: list[str]) -> list[str]:
-    """`taskset -c CPU command` when taskset exists and the core does; else the bare command."""
+def pinned(cpus: int | str, command: list[str]) -> list[str]:
+    """`taskset -c CPUS command` when taskset exists and the cores do (one, or "0,1"); else the
+    bare command."""
     taskset = shutil.which("taskset")
-    if taskset is None or cpu not in os.sched_getaffinity(0):
+    cores = {int(core) for core in str(cpus).split(",")}
+    if taskset is None or not cores <= os.sched_getaffinity(0):
         return command
-    return [taskset, "-c", str(cpu), *command]
+    return [taskset, "-c", str(cpus), *command]
 
 
 def die_with_parent() -> None:

@@ -20,7 +20,13 @@ from options import Options
 
 FLOOR_REFRESH_PER_CPU_S = 1000.0
 PEERS_SIGNS_PER_S = 3900.0  # shared/research/peers.md: openssl rsa2048 on the peers' machine
-LABELS = {"refresh": "refresh (rotation)", "jwks": "JWKS GET", "password": "password (argon2)"}
+LABELS = {
+    "refresh": "refresh (rotation)",
+    "jwks": "JWKS GET",
+    "password": "password (argon2)",
+    "mixed": "refresh, password logins beside",
+    "seeded": "refresh, tokens seeded",
+}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -54,6 +60,8 @@ class Window:
             "db_cpu_s_per_1000": self.per_1000(self.db_cpu_s),
             "server_cpu_util": self.server_cpu_s / self.wall_s,
             "load_cpu_util": float(self.load["load_cpu_s"]) / float(self.load["elapsed_s"]),
+            "logins_per_s": float(self.load.get("logins_per_s", 0.0)),  # mixed only
+            "login_p99_ms": float(self.load.get("login_p99_ms", 0.0)),
         }
 
     def describe(self) -> str:
@@ -129,6 +137,37 @@ def rsa_lines(summaries: list[Summary], signs_per_s: float | None) -> list[str]:
     return lines
 
 
+def comparison_lines(summaries: list[Summary], options: Options) -> list[str]:
+    """Issue 13 items 3 and 5: the seeded and mixed scenarios against the plain refresh."""
+    by_name = {s.scenario: s.median for s in summaries}
+    refresh = by_name.get("refresh")
+    if refresh is None:
+        return []
+    lines = []
+    seeded = by_name.get("seeded")
+    if seeded is not None:
+        lines.append(
+            f"Seeded ({options.seed_tokens:,} tokens, {options.seed_families:,} families) / "
+            f"empty: refreshes per server-CPU-s {seeded['per_server_cpu_s']:,.0f} / "
+            f"{refresh['per_server_cpu_s']:,.0f} = "
+            f"{seeded['per_server_cpu_s'] / refresh['per_server_cpu_s']:.2f}; req/s "
+            f"{seeded['requests_per_s'] / refresh['requests_per_s']:.2f}; PostgreSQL CPU per "
+            f"refresh {seeded['db_cpu_s_per_1000'] / refresh['db_cpu_s_per_1000']:.2f} "
+            "(target: within 10 %)."
+        )
+    mixed = by_name.get("mixed")
+    if mixed is not None:
+        lines.append(
+            f"Refresh p99 with {options.login_chains} password-login chains beside / alone: "
+            f"{mixed['p99_ms']:.1f} / {refresh['p99_ms']:.1f} ms = "
+            f"{mixed['p99_ms'] / refresh['p99_ms']:.2f} (target: at most 2); meanwhile "
+            f"{mixed['logins_per_s']:.1f} logins/s (p99 {mixed['login_p99_ms']:.0f} ms) and "
+            f"{mixed['requests_per_s']:,.0f} refreshes/s against {refresh['requests_per_s']:,.0f} "
+            "alone."
+        )
+    return lines
+
+
 def busy_warning(summaries: list[Summary]) -> list[str]:
     """A server that got less than 90 % of its core shared it: every figure is then skewed."""
     starved = [s.scenario for s in summaries if s.median["server_cpu_util"] < 0.9]
@@ -187,6 +226,7 @@ def report(options: Options, summaries: list[Summary], signs: float | None, revi
         table(summaries),
         "",
         *rsa_lines(summaries, signs),
+        *comparison_lines(summaries, options),
         *busy_warning(summaries),
     ]
     return "\n".join(lines)

@@ -20,4 +20,8 @@ GRANTS: dict[str, Grant] = {
     "authorization_code": authorization_code_grant,
 }
 
-__all__ = ["GRANTS", "Grant", "GrantRequest", "TokenResponse"]
+# Grants whose one statement re-checks the client row's version (GrantRequest.client_version),
+# so they may start from a cached client (clients/cache.py).
+CONFIRMS_CLIENT = frozenset({"refresh_token"})
+
+__all__ = ["CONFIRMS_CLIENT", "GRANTS", "Grant", "GrantRequest", "TokenResponse"]

@@ -16,6 +16,9 @@ class GrantRequest:
     params: Mapping[str, str]  # form parameters; empty values already dropped (RFC 6749 §3.1)
     client_ip: str
     now: datetime
+    # The client row's version it was authenticated against, for grants in CONFIRMS_CLIENT
+    # (PostgreSQL; None on SQLite): their statement acts only if it is still current.
+    client_version: int | None = None
 
     def required(self, name: str) -> str:
         value = self.params.get(name)

@@ -33,6 +33,9 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
 
     With REFRESH_REUSE_GRACE > 0, the immediately previous token presented within the window
     while its successor is unused gets a new pair instead (`refresh.rotate` decides atomically).
+
+    Raises StaleClient, having written nothing, if the client changed since `req.client` was
+    read (the caller authenticates afresh and tries again).
     """
     presented_hash = token_digest(req.required("refresh_token"))
     requested = req.optional("scope")
@@ -50,6 +53,7 @@ async def refresh_token_grant(svc: Services, req: GrantRequest) -> TokenResponse
         now=req.now,
         token_ttl=svc.settings.refresh_token_ttl,
         grace=svc.settings.refresh_reuse_grace,
+        client_version=req.client_version,
     )
     if grant is None:
         await _explain_refusal(svc, req, presented_hash)

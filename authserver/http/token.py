@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authserver.clients.authentication import authenticate_client
+from authserver.clients.authentication import (
+    ClientCredentials,
+    authenticate_client,
+    authenticate_versioned_client,
+)
 from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
-from authserver.grants import GRANTS, GrantRequest
+from authserver.grants import CONFIRMS_CLIENT, GRANTS, GrantRequest, TokenResponse
 from authserver.http.client_ip import client_ip as peer_ip
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id
 from authserver.http.responses import error_response
+from authserver.models import Client, StaleClient
 from authserver.services import Services
 from authserver.store.db import DATABASE_UNAVAILABLE
 
@@ -29,15 +35,13 @@ async def token_endpoint(request: Request) -> Response:
             raise invalid_request("The grant_type parameter is missing.")
         if requested_grant in GRANTS:
             grant_type = requested_grant
-        client = await authenticate_client(svc.db, client_credentials(request.headers, params))
-        note_client_id(request.scope, client.client_id)  # for the access log
-        grant = GRANTS.get(requested_grant)
-        if grant is None:
-            raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
-        if requested_grant not in client.grant_types:
-            raise OAuthError("unauthorized_client", "The client may not use this grant type.")
-        client_ip = peer_ip(request, svc.settings.trusted_proxies)
-        result = await grant(svc, GrantRequest(client, params, client_ip, svc.clock()))
+        credentials = client_credentials(request.headers, params)
+        if requested_grant in CONFIRMS_CLIENT:
+            result = await _confirming_grant(request, svc, credentials, requested_grant, params)
+        else:
+            client = await authenticate_client(svc.db, credentials)
+            note_client_id(request.scope, client.client_id)  # for the access log
+            result = await _grant(request, svc, client, None, requested_grant, params)
         outcome = "success"
         response: Response = JSONResponse(result.body(), headers=NO_STORE)
     except OAuthError as error:
@@ -49,3 +53,42 @@ async def token_endpoint(request: Request) -> Response:
     svc.metrics.token_requests.labels(grant_type, outcome).inc()
     svc.metrics.token_duration.labels(grant_type).observe(time.perf_counter() - started)
     return response
+
+
+async def _confirming_grant(
+    request: Request,
+    svc: Services,
+    credentials: ClientCredentials,
+    grant_type: str,
+    params: Mapping[str, str],
+) -> TokenResponse:
+    """A grant whose statement confirms the client's row version may start from the cached
+    client (clients/cache.py); if the row changed, nothing was written, and it runs once more
+    on the row read afresh (and a second change in between is a 503)."""
+    for cache in (svc.client_cache, None):
+        client, version = await authenticate_versioned_client(
+            svc.db, credentials, grant_type, cache
+        )
+        note_client_id(request.scope, client.client_id)  # for the access log
+        try:
+            return await _grant(request, svc, client, version, grant_type, params)
+        except StaleClient:
+            svc.client_cache.forget(client.client_id)
+    raise temporarily_unavailable()
+
+
+async def _grant(
+    request: Request,
+    svc: Services,
+    client: Client,
+    version: int | None,
+    grant_type: str,
+    params: Mapping[str, str],
+) -> TokenResponse:
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
+    if grant_type not in client.grant_types:
+        raise OAuthError("unauthorized_client", "The client may not use this grant type.")
+    client_ip = peer_ip(request, svc.settings.trusted_proxies)
+    return await grant(svc, GrantRequest(client, params, client_ip, svc.clock(), version))

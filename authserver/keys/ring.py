@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -25,11 +26,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc.jwk import RSAKey
 
 from authserver.keys.kek import KeyDecryptionError, KeyEncryptionKeys, open_private_key
+from authserver.keys.signer import CompactSigner, compact_signer
 from authserver.models import SigningKeyRecord
 from authserver.settings import Settings
 from authserver.store import keys as key_store
 from authserver.store.db import Database
-from authserver.verify import ALG, parse_jwks
+from authserver.verify import ACCESS_TOKEN_TYPE, ALG, parse_jwks
 
 RETIRED_KEY_LEEWAY = timedelta(seconds=60)
 
@@ -47,6 +49,13 @@ class KeyRing:
     verify_keys: Mapping[str, RSAKey]  # the same published keys by kid (introspection reads)
     states: frozenset[tuple[str, str]]  # what it was built from, to notice changes
     changes_at: datetime | None  # when the next retired key leaves the JWKS (rebuild then)
+
+    @cached_property
+    def signer(self) -> CompactSigner:
+        """Access tokens' signer (RFC 9068 §2.1 header: `typ: at+jwt`, RS256, the key's kid),
+        prepared once per ring."""
+        header = {"typ": ACCESS_TOKEN_TYPE, "alg": ALG, "kid": self.kid}
+        return compact_signer(self.signing_key, header)
 
 
 def published_until(record: SigningKeyRecord, settings: Settings) -> datetime | None:

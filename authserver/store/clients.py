@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, insert, literal_column, select, update
 
-from authserver.models import Client
+from authserver.models import Client, VersionedClient
 from authserver.store.db import Database
 from authserver.store.dialect import Prepared
 from authserver.store.tables import clients, refresh_families, refresh_tokens
@@ -63,6 +63,21 @@ async def get_client(db: Database, client_id: str) -> Client | None:
     """On every token request (hot path: a prepared statement, see store/dialect.py)."""
     row = await db.fetch_row(_CLIENT_BY_ID, {"client_id": client_id}, read_only=True)
     return None if row is None else _client(row)
+
+
+# PostgreSQL's row version (`xmin`, unsigned 32-bit): every UPDATE of the row changes it.
+_ROW_VERSION = literal_column("clients.xmin::text::bigint", BigInteger).label("row_version")
+VERSIONED_CLIENT_BY_ID = Prepared(
+    select(clients, _ROW_VERSION).where(clients.c.client_id == bindparam("client_id", type_=String))
+)
+
+
+async def get_versioned_client(db: Database, client_id: str) -> VersionedClient | None:
+    """The client and its row's version, which the refresh rotation re-checks in its own
+    statement (store/rotation.py); PostgreSQL only (`Dialect.row_versions`)."""
+    assert db.dialect.row_versions
+    row = await db.fetch_row(VERSIONED_CLIENT_BY_ID, {"client_id": client_id}, read_only=True)
+    return None if row is None else VersionedClient(_client(row), row["row_version"])
 
 
 async def list_clients(db: Database) -> list[Client]:

@@ -8,6 +8,9 @@ once, in SQLAlchemy Core, and asks the `Dialect` only what it cannot express the
 - PostgreSQL can change a row and insert from it in one statement (a data-modifying CTE); SQLite
   cannot, so such work is two statements in one transaction there.
 - PostgreSQL can wake other processes (NOTIFY); SQLite cannot, and they poll.
+- PostgreSQL gives every row version a transaction id (`xmin`), which the refresh rotation uses
+  to confirm, in its own statement, that the client it acts for has not changed since it was
+  read (`row_versions`); SQLite has none, so its clients are read afresh on every request.
 - `INSERT … ON CONFLICT` is spelled by each dialect's own `insert()`.
 - On PostgreSQL, the hot path's statements (`Prepared`) are compiled once and run on the asyncpg
   connection itself, about a third of SQLAlchemy's per-statement cost (bench/README.md).
@@ -36,6 +39,7 @@ class Dialect:
     autocommit_statements: bool  # single statements need no BEGIN/COMMIT round trips
     modifying_ctes: bool  # WITH x AS (UPDATE … RETURNING …) INSERT … SELECT FROM x
     notifies: bool  # LISTEN/NOTIFY between processes
+    row_versions: bool  # xmin: a row's version, changed by every UPDATE
     insert: Callable[[Table], Insert]  # INSERT with ON CONFLICT DO NOTHING / DO UPDATE
 
 
@@ -45,6 +49,7 @@ SQLITE = Dialect(
     autocommit_statements=False,
     modifying_ctes=False,
     notifies=False,
+    row_versions=False,
     insert=sqlite.insert,
 )
 POSTGRESQL = Dialect(
@@ -53,6 +58,7 @@ POSTGRESQL = Dialect(
     autocommit_statements=True,
     modifying_ctes=True,
     notifies=True,
+    row_versions=True,
     insert=postgresql.insert,
 )
 

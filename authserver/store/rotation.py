@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     FromClause,
     Insert,
     LargeBinary,
@@ -35,16 +36,18 @@ from sqlalchemy import (
     case,
     exists,
     insert,
+    literal_column,
     or_,
     select,
+    true,
     update,
 )
 
-from authserver.models import RefreshGrant
+from authserver.models import RefreshGrant, StaleClient
 from authserver.store.db import Database
 from authserver.store.dialect import Prepared
 from authserver.store.liveness import replayable_refresh_token, usable_refresh_token
-from authserver.store.tables import UTCDateTime, refresh_tokens
+from authserver.store.tables import UTCDateTime, clients, refresh_tokens
 
 rt = refresh_tokens
 
@@ -57,6 +60,11 @@ NEW_HASH = bindparam("new_hash", type_=LargeBinary)
 NEW_EXPIRES_AT = bindparam("new_expires_at", type_=UTCDateTime)  # before the family's limit
 WINDOW_START = bindparam("window_start", type_=UTCDateTime)  # now - REFRESH_REUSE_GRACE
 PARENT_ID = bindparam("parent", type_=Uuid)
+CLIENT_VERSION = bindparam("client_version", type_=BigInteger)
+
+# PostgreSQL's row version of the client: `xmin` changes with every UPDATE of the row, whoever
+# makes it (the CLI, or SQL by hand); xid is unsigned 32-bit, hence bigint.
+CLIENT_ROW_VERSION = literal_column("clients.xmin::text::bigint", BigInteger)
 
 # What the successor needs of its parent: the family's immutable copies and the parent's id.
 PARENT_COLUMNS = (rt.c.id, rt.c.family_id, rt.c.user_id, rt.c.scope, rt.c.family_expires_at)
@@ -148,7 +156,26 @@ def _replay_one_statement() -> Prepared:
     return Prepared(insert_successor(source))
 
 
+def _rotate_confirming_client() -> Prepared:
+    """The rotation, only if the client's row is still at the version the request was
+    authenticated against; it also returns the client's current version (no row: the client
+    is gone), so a stale cached client is noticed in the same round trip, before anything
+    was written (clients/cache.py)."""
+    client = (
+        select(CLIENT_ROW_VERSION.label("client_version"))
+        .where(clients.c.client_id == CLIENT_ID)
+        .cte("client")
+    )
+    confirmed = exists(
+        select(1).select_from(client).where(client.c.client_version == CLIENT_VERSION)
+    )
+    old = consume().where(confirmed).cte("old")
+    new = insert_successor(old).cte("new")
+    return Prepared(select(client.c.client_version, new).select_from(client.outerjoin(new, true())))
+
+
 ROTATE_ONE_STATEMENT = _rotate_one_statement()
+ROTATE_CONFIRMING_CLIENT = _rotate_confirming_client()
 REPLAY_ONE_STATEMENT = _replay_one_statement()
 PARENT_BY_ID = select(*PARENT_COLUMNS).where(rt.c.id == PARENT_ID).subquery("parent")
 
@@ -162,8 +189,13 @@ async def rotate(
     now: datetime,
     token_ttl: int,
     grace: int = 0,
+    client_version: int | None = None,
 ) -> RefreshGrant | None:
     """Use up the presented token and store its successor, atomically.
+
+    `client_version` (PostgreSQL: the client row's version it was authenticated against, see
+    `store.clients.get_versioned_client`): the rotation happens only if the client's row is still
+    at that version; raises StaleClient, having written nothing, if it changed or is gone.
 
     With `grace` > 0 (seconds), a token rotated less than `grace` seconds ago whose successor is
     still unused is replayed instead (see `replay`). Returns None when the token may not be
@@ -178,7 +210,15 @@ async def rotate(
         "new_hash": new_hash,
         "new_expires_at": now + timedelta(seconds=token_ttl),
     }
-    if db.dialect.modifying_ctes:
+    if db.dialect.modifying_ctes and client_version is not None:
+        row = await db.fetch_row(
+            ROTATE_CONFIRMING_CLIENT, {**values, "client_version": client_version}
+        )
+        if row is None or row["client_version"] != client_version:
+            raise StaleClient(client_id)
+        if row["family_id"] is None:
+            row = None
+    elif db.dialect.modifying_ctes:
         row = await db.fetch_row(ROTATE_ONE_STATEMENT, values)
     else:
         async with db.transaction() as conn:  # BEGIN IMMEDIATE: no other writer until it ends
