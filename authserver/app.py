@@ -10,7 +10,6 @@ from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from authserver.clock import utc_now
@@ -20,10 +19,9 @@ from authserver.http.consent import consent_endpoint
 from authserver.http.discovery import jwks_endpoint, metadata_endpoint
 from authserver.http.health import healthz, metrics_endpoint, readyz
 from authserver.http.introspect import introspect_endpoint
-from authserver.http.limits import BodyLimit
 from authserver.http.logout import logout_endpoint, logout_page_endpoint
 from authserver.http.pages import create_pages, stylesheet_endpoint
-from authserver.http.request_log import RequestLog
+from authserver.http.pipeline import Application
 from authserver.http.responses import (
     database_error_handler,
     http_error_handler,
@@ -32,7 +30,6 @@ from authserver.http.responses import (
 )
 from authserver.http.revoke import revoke_endpoint
 from authserver.http.sign_in import sign_in_endpoint
-from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
 from authserver.keys.bootstrap import ensure_signing_keys
 from authserver.keys.kek import load_keks
@@ -111,14 +108,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         **{error: database_error_handler for error in DATABASE_UNAVAILABLE},
         Exception: server_error_handler,
     }
-    app = Starlette(
+    app = Application(  # one ASGI layer around the routes: http/pipeline.py
         routes=routes,
-        middleware=[  # RequestLog outermost; the timeout also bounds reading the body
-            Middleware(RequestLog),
-            Middleware(RequestTimeout, seconds=settings.request_timeout),
-            Middleware(BodyLimit),
-        ],
         exception_handlers=exception_handlers,
+        request_timeout=settings.request_timeout,
         lifespan=lifespan,
     )
     app.state.pages = create_pages(settings.templates_dir)  # the HTML pages (http/pages.py)

@@ -1,9 +1,9 @@
 """One access-log line and one latency observation per HTTP request, and the X-Request-ID.
 
-A pure ASGI middleware (BaseHTTPMiddleware would cost more per request and break streaming).
-The line goes to the logger `authserver.access` with the fields `method`, `path` (never the
-query string: it could carry a token), `status`, `duration_ms`, `request_id`, `client_id` (the
-client the endpoint authenticated, else null) and `client_ip`. Nothing else from the request is
+Written by the request pipeline (http/pipeline.py) once the request is answered. The line goes
+to the logger `authserver.access` with the fields `method`, `path` (never the query string: it
+could carry a token), `status`, `duration_ms`, `request_id`, `client_id` (the client the endpoint
+authenticated, else null) and `client_ip`. Nothing else from the request is
 read: no body, no Authorization header, so no secret can reach the log.
 
 X-Request-ID: an incoming value of at most 128 characters from [A-Za-z0-9._-] is kept (so a load
@@ -14,16 +14,13 @@ is echoed in the response's X-Request-ID header and attached to every log line o
 from __future__ import annotations
 
 import logging
+import os
 import re
-import time
-import uuid
 from typing import Any
 
-from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from authserver.http.client_ip import client_ip
-from authserver.observability.logs import request_id_var
+from authserver.http.client_ip import scope_client_ip
 from authserver.tokens.opaque import REFRESH_TOKEN_PREFIX
 
 log = logging.getLogger("authserver.access")
@@ -41,45 +38,25 @@ def note_client_id(scope: Scope, client_id: str) -> None:
     scope[_CLIENT_ID] = client_id
 
 
-def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name == REQUEST_ID_HEADER:
-            if _SAFE_REQUEST_ID.fullmatch(value):
-                return value.decode("ascii")
-            break
-    return str(uuid.uuid4())
+def request_id_from(value: bytes | None) -> str:
+    """The incoming X-Request-ID `value` if it is safe, else a new UUID4."""
+    if value is not None and _SAFE_REQUEST_ID.fullmatch(value):
+        return value.decode("ascii")
+    return new_request_id()
 
 
-class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = request_id_from(scope["headers"])
-        scope[REQUEST_ID_SCOPE_KEY] = request_id  # for the 500 answered outside this middleware
-        echoed = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        status = 500  # an exception before the response started becomes a 500 outside us
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), echoed]
-            await send(message)
-
-        token = request_id_var.set(request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
-            _record(scope, status, time.perf_counter() - started, request_id)
+def new_request_id() -> str:
+    """A random UUID4 (RFC 9562 §5.4) as text: what `str(uuid.uuid4())` gives, built from
+    `os.urandom` without the UUID object's integer conversions."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+def record_request(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    """The latency observation and the access-log line of one answered request."""
     method = scope["method"]
     services = getattr(scope["app"].state, "services", None) if "app" in scope else None
     if services is not None:
@@ -94,7 +71,7 @@ def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
         return
     path = _logged_path(scope)
     if services is not None:  # the address the login limits see (TRUSTED_PROXIES applied)
-        peer: str | None = client_ip(Request(scope), services.settings.trusted_proxies)
+        peer: str | None = scope_client_ip(scope, services.settings.trusted_proxies)
     else:
         peer = scope["client"][0] if scope.get("client") else None
     fields: dict[str, Any] = {

@@ -44,6 +44,4 @@ async def server_error_handler(_request: Request, exc: Exception) -> Response:
     request_id = _request.scope.get(REQUEST_ID_SCOPE_KEY)
     log.exception("unhandled error (request_id=%s)", request_id, exc_info=exc)
     body = {"error": "server_error", "error_description": "The server encountered an error."}
-    # Starlette answers this outside every middleware, so the request id is echoed here.
-    headers = NO_STORE if request_id is None else {**NO_STORE, "X-Request-ID": request_id}
-    return JSONResponse(body, 500, headers=headers)
+    return JSONResponse(body, 500, headers=NO_STORE)  # the pipeline adds the X-Request-ID
