@@ -16,7 +16,7 @@ from authserver.clock import utc_now
 from authserver.errors import OAuthError
 from authserver.http.authorize import authorize_endpoint
 from authserver.http.consent import consent_endpoint
-from authserver.http.discovery import jwks_endpoint, metadata_endpoint
+from authserver.http.discovery import JwksEndpoint, MetadataEndpoint
 from authserver.http.health import healthz, metrics_endpoint, readyz
 from authserver.http.introspect import introspect_endpoint
 from authserver.http.logout import logout_endpoint, logout_page_endpoint
@@ -84,13 +84,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         finally:
             await db.dispose()
 
+    metadata = MetadataEndpoint()  # one document, two paths
     routes = [
         Route("/token", token_endpoint, methods=["POST"]),
         Route("/revoke", revoke_endpoint, methods=["POST"]),
         Route("/introspect", introspect_endpoint, methods=["POST"]),
-        Route("/.well-known/jwks.json", jwks_endpoint, methods=["GET"]),
-        Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
-        Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
+        Route("/.well-known/jwks.json", JwksEndpoint(), methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
