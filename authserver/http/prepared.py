@@ -32,15 +32,14 @@ def prepare(body: bytes, cache_control: str | None = None) -> PreparedDocument:
     on every process and host (a load balancer may send the next request anywhere)."""
     digest = hashlib.sha256(body).digest()[:16]
     etag = b'"' + base64.urlsafe_b64encode(digest).rstrip(b"=") + b'"'
-    validators = [(b"etag", etag)]
-    if cache_control is not None:
-        validators.append((b"cache-control", cache_control.encode("ascii")))
+    caching = [] if cache_control is None else [(b"cache-control", cache_control.encode("ascii"))]
     headers = [
+        *caching,
         (b"content-length", str(len(body)).encode("ascii")),
         (b"content-type", b"application/json"),
-        *validators,
+        (b"etag", etag),
     ]
-    return PreparedDocument(body, etag, headers, validators)
+    return PreparedDocument(body, etag, headers, [*caching, (b"etag", etag)])
 
 
 def none_match(scope: Scope, etag: bytes) -> bool:
