@@ -33,8 +33,8 @@ from authserver.http.forms import MAX_BODY_BYTES, body_too_large
 from authserver.http.request_log import (
     REQUEST_ID_HEADER,
     REQUEST_ID_SCOPE_KEY,
-    record_request,
-    request_id_from,
+    AccessLog,
+    RequestIds,
 )
 from authserver.http.responses import error_response, server_error_handler
 from authserver.http.timeout import Deadlines
@@ -78,6 +78,8 @@ class Pipeline:
         self.deadlines = Deadlines(request_timeout)
         self.max_body_bytes = max_body_bytes
         self.exact = _exact_routes(router)
+        self.request_ids = RequestIds()
+        self.access_log = AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan
@@ -94,7 +96,7 @@ class Pipeline:
                 not value.isdigit() or int(value) > self.max_body_bytes
             ):
                 declared_too_large = True
-        request_id = request_id_from(incoming_id)
+        request_id = self.request_ids.for_request(incoming_id)
         scope[REQUEST_ID_SCOPE_KEY] = request_id
         echoed = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 0  # no response started yet
@@ -148,7 +150,7 @@ class Pipeline:
         finally:
             self.deadlines.finish(deadline)
             request_id_var.reset(context)
-            record_request(scope, status or 500, time.perf_counter() - began, request_id)
+            self.access_log.record(scope, status or 500, time.perf_counter() - began, request_id)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint of an exact path and method, as Starlette's router would pick it."""
