@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authserver.clients.authentication import authenticate_client
 from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
@@ -13,7 +13,7 @@ from authserver.grants import GRANTS, GrantRequest
 from authserver.http.client_ip import client_ip as peer_ip
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id
-from authserver.http.responses import error_response
+from authserver.http.responses import JsonResponse, error_response
 from authserver.services import Services
 from authserver.store.db import DATABASE_UNAVAILABLE
 
@@ -39,7 +39,7 @@ async def token_endpoint(request: Request) -> Response:
         client_ip = peer_ip(request, svc.settings.trusted_proxies)
         result = await grant(svc, GrantRequest(client, params, client_ip, svc.clock()))
         outcome = "success"
-        response: Response = JSONResponse(result.body(), headers=NO_STORE)
+        response: Response = JsonResponse(result.body(), headers=NO_STORE)
     except OAuthError as error:
         outcome = error.error
         response = error_response(error)
