@@ -31,7 +31,11 @@ def client_ip(request: Request, trusted_proxies: list[str]) -> str:
 def scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> str:
     """`client_ip` of an ASGI scope (the access log has no Request)."""
     peer_address = scope.get("client")
-    peer = _parse(peer_address[0]) if peer_address else None
+    if not peer_address:
+        return UNKNOWN
+    if not trusted_proxies:  # the default: the TCP peer, whatever the headers say
+        return _text(peer_address[0])
+    peer = _parse(peer_address[0])
     if peer is None:
         return UNKNOWN
     networks = _networks(tuple(trusted_proxies))
@@ -61,6 +65,13 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
 
 def _trusted(address: IpAddress, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
+
+
+@lru_cache(maxsize=1024)
+def _text(peer: str) -> str:
+    """The normalised text of a peer's address, or "unknown"."""
+    address = _parse(peer)
+    return UNKNOWN if address is None else str(address)
 
 
 @lru_cache(maxsize=1024)  # the same few peers and proxies, request after request
