@@ -27,17 +27,19 @@ _EARLY = 0.001  # seconds: what counts as expired when the timer runs a hair ear
 class Deadline:
     """One request's deadline, registered with `Deadlines.start` until `Deadlines.finish`."""
 
-    __slots__ = ("at", "cancelling", "expired", "task")
+    __slots__ = ("at", "cancelling", "expired", "settled", "task")
 
     def __init__(self, task: asyncio.Task[object], at: float) -> None:
         self.task = task
         self.at = at
         self.cancelling = task.cancelling()
         self.expired = False
+        self.settled = False
 
     def timed_out(self) -> bool:
         """Whether a CancelledError being handled is this deadline's own (then it is consumed),
         not a shutdown's or a caller's, which must propagate."""
+        self.settled = True
         return self.expired and self.task.uncancel() <= self.cancelling
 
 
@@ -64,6 +66,8 @@ class Deadlines:
 
     def finish(self, deadline: Deadline) -> None:
         self._pending.pop(deadline, None)
+        if deadline.expired and not deadline.settled:  # our cancel met no CancelledError
+            deadline.task.uncancel()  # take it back, as asyncio.timeout does
 
     def _expire(self) -> None:
         """Cancel every request past its deadline, then wait for the next oldest one."""

@@ -4,6 +4,7 @@ cancelling each at its own deadline, and never swallowing a cancellation that is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -103,3 +104,22 @@ def test_requests_are_tracked_per_event_loop() -> None:
     deadlines = Deadlines(LIMIT)
     for _ in range(2):
         assert asyncio.run(request(deadlines, 30))[0] == "timed out"
+
+
+async def test_a_cancellation_the_request_swallowed_is_taken_back() -> None:
+    """An endpoint that catches CancelledError and answers anyway must not leave its task
+    marked as being cancelled (asyncio.timeout takes its cancellation back the same way)."""
+    deadlines = Deadlines(LIMIT)
+
+    async def swallowing() -> int:
+        deadline = deadlines.start()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(30)
+        finally:
+            deadlines.finish(deadline)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.wait_for(asyncio.create_task(swallowing()), 10) == 0
