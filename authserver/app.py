@@ -10,20 +10,18 @@ from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from authserver.clock import utc_now
 from authserver.errors import OAuthError
 from authserver.http.authorize import authorize_endpoint
 from authserver.http.consent import consent_endpoint
-from authserver.http.discovery import jwks_endpoint, metadata_endpoint
+from authserver.http.discovery import JwksEndpoint, MetadataEndpoint
 from authserver.http.health import healthz, metrics_endpoint, readyz
 from authserver.http.introspect import introspect_endpoint
-from authserver.http.limits import BodyLimit
 from authserver.http.logout import logout_endpoint, logout_page_endpoint
 from authserver.http.pages import create_pages, stylesheet_endpoint
-from authserver.http.request_log import RequestLog
+from authserver.http.pipeline import Application
 from authserver.http.responses import (
     database_error_handler,
     http_error_handler,
@@ -32,7 +30,6 @@ from authserver.http.responses import (
 )
 from authserver.http.revoke import revoke_endpoint
 from authserver.http.sign_in import sign_in_endpoint
-from authserver.http.timeout import RequestTimeout
 from authserver.http.token import token_endpoint
 from authserver.keys.bootstrap import ensure_signing_keys
 from authserver.keys.kek import load_keks
@@ -87,13 +84,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         finally:
             await db.dispose()
 
+    metadata = MetadataEndpoint()  # one document, two paths
     routes = [
         Route("/token", token_endpoint, methods=["POST"]),
         Route("/revoke", revoke_endpoint, methods=["POST"]),
         Route("/introspect", introspect_endpoint, methods=["POST"]),
-        Route("/.well-known/jwks.json", jwks_endpoint, methods=["GET"]),
-        Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
-        Route("/.well-known/openid-configuration", metadata_endpoint, methods=["GET"]),
+        Route("/.well-known/jwks.json", JwksEndpoint(), methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -111,14 +109,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         **{error: database_error_handler for error in DATABASE_UNAVAILABLE},
         Exception: server_error_handler,
     }
-    app = Starlette(
+    app = Application(  # one ASGI layer around the routes: http/pipeline.py
         routes=routes,
-        middleware=[  # RequestLog outermost; the timeout also bounds reading the body
-            Middleware(RequestLog),
-            Middleware(RequestTimeout, seconds=settings.request_timeout),
-            Middleware(BodyLimit),
-        ],
         exception_handlers=exception_handlers,
+        request_timeout=settings.request_timeout,
         lifespan=lifespan,
     )
     app.state.pages = create_pages(settings.templates_dir)  # the HTML pages (http/pages.py)

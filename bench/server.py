@@ -90,6 +90,8 @@ def server_environment(
         AUTHSERVER_CONFIG=str(empty_config),
         AUTHSERVER_DATABASE_URL=database_url,
         AUTHSERVER_ISSUER=f"http://{HOST}:{port}",
+        # A free port of its own, not 9464: another benchmark or test may be serving there.
+        AUTHSERVER_METRICS_PORT=str(free_port()),
         AUTHSERVER_KEY_ENCRYPTION_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32))
         .decode()
         .rstrip("="),

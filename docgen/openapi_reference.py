@@ -45,8 +45,10 @@ def operation_section(document: dict[str, Any], method: str, route: str, op: dic
     if "description" in op:
         lines += [" ".join(op["description"].split()), ""]
     parameters = [resolve(document, p) for p in op.get("parameters", [])]
-    if parameters:
-        lines += ["Query parameters:", "", query_table(parameters)]
+    for where, title in (("query", "Query parameters:"), ("header", "Request headers:")):
+        these = [p for p in parameters if p.get("in", "query") == where]
+        if these:
+            lines += [title, "", query_table(these)]
     body = op.get("requestBody")
     if body is not None:
         for media_type, content in resolve(document, body)["content"].items():

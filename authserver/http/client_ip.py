@@ -14,6 +14,7 @@ import ipaddress
 from functools import lru_cache
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,14 +25,27 @@ MAX_HOPS = 32  # entries read from the right; a longer chain is not ours
 
 def client_ip(request: Request, trusted_proxies: list[str]) -> str:
     """The address to count failed logins against (a normalised IP, or "unknown")."""
-    peer = _parse(request.client.host) if request.client else None
+    return scope_client_ip(request.scope, trusted_proxies)
+
+
+def scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> str:
+    """`client_ip` of an ASGI scope (the access log has no Request)."""
+    peer_address = scope.get("client")
+    if not peer_address:
+        return UNKNOWN
+    if not trusted_proxies:  # the default: the TCP peer, whatever the headers say
+        return _text(peer_address[0])
+    peer = _parse(peer_address[0])
     if peer is None:
         return UNKNOWN
     networks = _networks(tuple(trusted_proxies))
     if not networks or not _trusted(peer, networks):
         return str(peer)
     hops = [
-        entry for value in request.headers.getlist("x-forwarded-for") for entry in value.split(",")
+        entry
+        for name, value in scope["headers"]
+        if name == b"x-forwarded-for"
+        for entry in value.decode("latin-1").split(",")
     ][-MAX_HOPS:]
     client = peer
     for entry in reversed(hops):
@@ -53,6 +67,14 @@ def _trusted(address: IpAddress, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+@lru_cache(maxsize=1024)
+def _text(peer: str) -> str:
+    """The normalised text of a peer's address, or "unknown"."""
+    address = _parse(peer)
+    return UNKNOWN if address is None else str(address)
+
+
+@lru_cache(maxsize=1024)  # the same few peers and proxies, request after request
 def _parse(text: str) -> IpAddress | None:
     """An IP address, tolerating a port (`1.2.3.4:80`, `[::1]:80`); IPv4-mapped IPv6 becomes
     IPv4 so that one client is one key whichever way the socket reports it. At most 39

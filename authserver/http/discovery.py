@@ -1,31 +1,55 @@
-"""GET /.well-known/jwks.json (RFC 7517) and the server metadata (RFC 8414 §3)."""
+"""GET /.well-known/jwks.json (RFC 7517) and the server metadata (RFC 8414 §3), as prepared
+bytes with an ETag (http/prepared.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import orjson
+from starlette.types import Receive, Scope, Send
 
 from authserver.grants import GRANTS
+from authserver.http.prepared import PreparedDocument, prepare, send_document
 from authserver.services import Services
 from authserver.store.clients import all_client_scopes
 
 
-async def jwks_endpoint(request: Request) -> Response:
-    """The prepared bytes of the current KeyRing: no work per request."""
-    svc: Services = request.app.state.services
-    return Response(
-        svc.keys.jwks,
-        media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={svc.settings.jwks_max_age}"},
-    )
+class JwksEndpoint:
+    """GET /.well-known/jwks.json, an ASGI app: the current KeyRing's JWKS bytes, with their
+    ETag and SPEC's `Cache-Control: public, max-age=JWKS_MAX_AGE`. The prepared response is
+    rebuilt only when the key poller installs a ring with other JWKS bytes."""
+
+    def __init__(self) -> None:
+        self._prepared: PreparedDocument | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        svc: Services = scope["app"].state.services
+        jwks = svc.keys.jwks
+        prepared = self._prepared
+        if prepared is None or prepared.body is not jwks:
+            prepared = prepare(jwks, f"public, max-age={svc.settings.jwks_max_age}")
+            self._prepared = prepared
+        await send_document(scope, send, prepared)
 
 
-async def metadata_endpoint(request: Request) -> Response:
-    svc: Services = request.app.state.services
-    scopes = svc.settings.scopes or await all_client_scopes(svc.db)
-    return JSONResponse(server_metadata(svc.settings.issuer, scopes))
+class MetadataEndpoint:
+    """The server metadata (RFC 8414 §3; also served as openid-configuration), an ASGI app.
+
+    With SCOPES set the document never changes; without, `scopes_supported` is read from the
+    registered clients on every request (a new client's scopes show at once), and the prepared
+    document is reused while they stay the same."""
+
+    def __init__(self) -> None:
+        self._prepared: tuple[tuple[str, ...], PreparedDocument] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        svc: Services = scope["app"].state.services
+        scopes = tuple(svc.settings.scopes or await all_client_scopes(svc.db))
+        cached = self._prepared
+        if cached is None or cached[0] != scopes:
+            body = orjson.dumps(server_metadata(svc.settings.issuer, list(scopes)))
+            cached = self._prepared = (scopes, prepare(body))
+        await send_document(scope, send, cached[1])
 
 
 def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:

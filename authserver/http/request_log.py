@@ -1,9 +1,9 @@
 """One access-log line and one latency observation per HTTP request, and the X-Request-ID.
 
-A pure ASGI middleware (BaseHTTPMiddleware would cost more per request and break streaming).
-The line goes to the logger `authserver.access` with the fields `method`, `path` (never the
-query string: it could carry a token), `status`, `duration_ms`, `request_id`, `client_id` (the
-client the endpoint authenticated, else null) and `client_ip`. Nothing else from the request is
+Written by the request pipeline (http/pipeline.py) once the request is answered. The line goes
+to the logger `authserver.access` with the fields `method`, `path` (never the query string: it
+could carry a token), `status`, `duration_ms`, `request_id`, `client_id` (the client the endpoint
+authenticated, else null) and `client_ip`. Nothing else from the request is
 read: no body, no Authorization header, so no secret can reach the log.
 
 X-Request-ID: an incoming value of at most 128 characters from [A-Za-z0-9._-] is kept (so a load
@@ -14,16 +14,13 @@ is echoed in the response's X-Request-ID header and attached to every log line o
 from __future__ import annotations
 
 import logging
+import os
 import re
-import time
-import uuid
 from typing import Any
 
-from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from authserver.http.client_ip import client_ip
-from authserver.observability.logs import request_id_var
+from authserver.http.client_ip import scope_client_ip
 from authserver.tokens.opaque import REFRESH_TOKEN_PREFIX
 
 log = logging.getLogger("authserver.access")
@@ -41,82 +38,102 @@ def note_client_id(scope: Scope, client_id: str) -> None:
     scope[_CLIENT_ID] = client_id
 
 
-def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name == REQUEST_ID_HEADER:
-            if _SAFE_REQUEST_ID.fullmatch(value):
-                return value.decode("ascii")
-            break
-    return str(uuid.uuid4())
+class RequestIds:
+    """X-Request-ID values: the incoming one when safe, else a new UUID4.
+
+    A UUID4 (RFC 9562 §5.4) is 122 random bits; they are taken 16 bytes at a time from one
+    `os.urandom` read of 4 KiB (one system call per 256 requests), and formatted as
+    `str(uuid.uuid4())` would, without the UUID object. Each worker process builds its own
+    application, so no two processes share a buffer."""
+
+    _BATCH = 16 * 256
+
+    def __init__(self) -> None:
+        self._random = b""
+        self._offset = self._BATCH
+
+    def for_request(self, incoming: bytes | None) -> str:
+        if incoming is not None and _SAFE_REQUEST_ID.fullmatch(incoming):
+            return incoming.decode("ascii")
+        return self.new()
+
+    def new(self) -> str:
+        offset = self._offset
+        if offset >= self._BATCH:
+            self._random, offset = os.urandom(self._BATCH), 0
+        self._offset = offset + 16
+        raw = bytearray(self._random[offset : offset + 16])
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC variant
+        text = raw.hex()
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class AccessLog:
+    """The latency observation and the access-log line of each answered request."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    _MAX_SERIES = 1024  # a bound on the cache below, far above the label combinations
+
+    def __init__(self) -> None:
+        # The histogram's child per label values: prometheus-client's `labels()` validates
+        # and locks on every call.
+        self._series: dict[tuple[object, str, str, int], Any] = {}
+
+    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        method = scope["method"]
+        services = getattr(scope["app"].state, "services", None) if "app" in scope else None
+        if services is not None:
+            self._observe(services.metrics.http_duration, scope, method, status, seconds)
+        if not log.isEnabledFor(logging.INFO):
             return
-        started = time.perf_counter()
-        request_id = request_id_from(scope["headers"])
-        scope[REQUEST_ID_SCOPE_KEY] = request_id  # for the 500 answered outside this middleware
-        echoed = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        status = 500  # an exception before the response started becomes a 500 outside us
+        path = _logged_path(scope)
+        if services is not None:  # the address the login limits see (TRUSTED_PROXIES applied)
+            peer: str | None = scope_client_ip(scope, services.settings.trusted_proxies)
+        else:
+            peer = scope["client"][0] if scope.get("client") else None
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_id": request_id,
+            "client_id": scope.get(_CLIENT_ID),
+            "client_ip": peer,
+        }
+        args = (
+            method if method in _METHODS else "other",
+            path,
+            status,
+            fields["duration_ms"],
+            request_id,
+            fields["client_id"],
+            fields["client_ip"],
+        )
+        # log.info(...) without its search of the stack for the caller (no format shows it).
+        log.handle(
+            log.makeRecord(
+                log.name, logging.INFO, __file__, 0, _LINE, args, None, extra={"fields": fields}
+            )
+        )
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), echoed]
-            await send(message)
-
-        token = request_id_var.set(request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
-            _record(scope, status, time.perf_counter() - started, request_id)
-
-
-def _record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
-    method = scope["method"]
-    services = getattr(scope["app"].state, "services", None) if "app" in scope else None
-    if services is not None:
+    def _observe(
+        self, histogram: Any, scope: Scope, method: str, status: int, seconds: float
+    ) -> None:
         # Label values are bounded: unknown paths and invented methods must not grow the series.
         known = scope.get("endpoint") is not None and not scope.get("path_params")
-        services.metrics.http_duration.labels(
-            method if method in _METHODS else "other",
-            scope["path"] if known else "other",
-            str(status),
-        ).observe(seconds)
-    if not log.isEnabledFor(logging.INFO):
-        return
-    path = _logged_path(scope)
-    if services is not None:  # the address the login limits see (TRUSTED_PROXIES applied)
-        peer: str | None = client_ip(Request(scope), services.settings.trusted_proxies)
-    else:
-        peer = scope["client"][0] if scope.get("client") else None
-    fields: dict[str, Any] = {
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 2),
-        "request_id": request_id,
-        "client_id": scope.get(_CLIENT_ID),
-        "client_ip": peer,
-    }
-    log.info(
-        "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s",
-        method if method in _METHODS else "other",
-        path,
-        status,
-        fields["duration_ms"],
-        request_id,
-        fields["client_id"],
-        fields["client_ip"],
-        extra={"fields": fields},
-    )
+        path = scope["path"] if known else "other"
+        key = (histogram, method, path, status)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self._MAX_SERIES:
+                self._series.clear()
+            series = self._series[key] = histogram.labels(
+                method if method in _METHODS else "other", path, str(status)
+            )
+        series.observe(seconds)
+
+
+_LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
 
 
 def _logged_path(scope: Scope) -> str:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authserver.clients.authentication import (
     ClientCredentials,
@@ -18,7 +18,7 @@ from authserver.grants import CONFIRMS_CLIENT, GRANTS, GrantRequest, TokenRespon
 from authserver.http.client_ip import client_ip as peer_ip
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id
-from authserver.http.responses import error_response
+from authserver.http.responses import JsonResponse, error_response
 from authserver.models import Client, StaleClient
 from authserver.services import Services
 from authserver.store.db import DATABASE_UNAVAILABLE
@@ -43,7 +43,7 @@ async def token_endpoint(request: Request) -> Response:
             note_client_id(request.scope, client.client_id)  # for the access log
             result = await _grant(request, svc, client, None, requested_grant, params)
         outcome = "success"
-        response: Response = JSONResponse(result.body(), headers=NO_STORE)
+        response: Response = JsonResponse(result.body(), headers=NO_STORE)
     except OAuthError as error:
         outcome = error.error
         response = error_response(error)

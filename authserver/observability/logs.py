@@ -13,6 +13,8 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
+
 # The X-Request-ID of the request being answered (set by the access-log middleware).
 request_id_var: ContextVar[str | None] = ContextVar("authserver_request_id", default=None)
 
@@ -20,10 +22,14 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._timestamp(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
         }
@@ -37,7 +43,38 @@ class JsonFormatter(logging.Formatter):
                 entry["request_id"] = request_id
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return _dumps(entry)
+
+    def _timestamp(self, created: float) -> str:
+        """The date and time to the second; one access line after another shares it."""
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._second_text
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    """`json.dumps(entry, separators=(",", ":"), default=str)`, through orjson when that gives
+    the same text, about ten times faster: a flat entry of plain ASCII values and floats written
+    without an exponent (every access line). Anything else (escapes json.dumps would write
+    differently, NaN, exponents, integers past 64 bits, nested values) goes to json.dumps."""
+    if all(type(value) in _FLAT for value in entry.values()) and all(
+        value == 0 or 1e-4 <= abs(value) < 1e16  # finite, and repr without an exponent
+        for value in entry.values()
+        if type(value) is float
+    ):
+        try:
+            line = orjson.dumps(entry)
+        except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits
+            line = b"\x80"
+        if line.isascii() and _DEL not in line:
+            return line.decode("ascii")
+    return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
+_DEL = bytes([0x7F])  # valid in JSON as is; json.dumps escapes it
 
 
 def logging_config(log_format: str) -> dict[str, Any]:

@@ -222,3 +222,102 @@ async def test_scopes_supported_is_the_scopes_setting_when_set(
     await make_client("orders-only", scopes=("orders",))
     for path in METADATA_PATHS:
         assert (await get_metadata(http, path))["scopes_supported"] == CONFIGURED_SCOPES
+
+
+# --- ETag and If-None-Match (RFC 9110 §8.8.3, §13.1.2; issue 13) -------------------------------
+
+DOCUMENT_PATHS = [JWKS_PATH, *METADATA_PATHS]
+
+
+def is_strong_entity_tag(value: str) -> bool:
+    return len(value) > 2 and value[0] == value[-1] == '"' and '"' not in value[1:-1]
+
+
+@pytest.mark.parametrize("path", DOCUMENT_PATHS)
+async def test_each_document_has_a_strong_etag_that_stays_the_same(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    first, second = await http.get(path), await http.get(path)
+    assert first.status_code == second.status_code == 200
+    assert is_strong_entity_tag(first.headers["etag"]), first.headers["etag"]
+    assert first.headers["etag"] == second.headers["etag"]
+    assert first.content == second.content
+    assert first.headers["content-length"] == str(len(first.content))
+
+
+async def test_both_metadata_paths_share_one_etag(http: httpx.AsyncClient) -> None:
+    first, second = [await http.get(path) for path in METADATA_PATHS]
+    assert first.headers["etag"] == second.headers["etag"]
+
+
+@pytest.mark.parametrize("path", DOCUMENT_PATHS)
+@pytest.mark.parametrize(
+    "condition",
+    ["{etag}", "W/{etag}", '"other", {etag}', '"a,b", W/{etag} , "c"', "*", " * "],
+    ids=["exact", "weak", "list", "list-with-comma-in-tag", "star", "star-spaced"],
+)
+async def test_a_matching_if_none_match_gets_304_without_a_body(
+    http: httpx.AsyncClient, path: str, condition: str
+) -> None:
+    current = await http.get(path)
+    etag = current.headers["etag"]
+    response = await http.get(path, headers={"If-None-Match": condition.format(etag=etag)})
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+    assert response.headers.get("cache-control") == current.headers.get("cache-control")
+    assert "content-type" not in response.headers
+    assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("path", DOCUMENT_PATHS)
+async def test_if_none_match_in_several_header_fields_is_one_list(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    etag = (await http.get(path)).headers["etag"]
+    headers = [(b"if-none-match", b'"stale"'), (b"if-none-match", etag.encode())]
+    assert (await http.get(path, headers=headers)).status_code == 304
+
+
+@pytest.mark.parametrize("path", DOCUMENT_PATHS)
+@pytest.mark.parametrize(
+    "condition",
+    ['"stale"', 'W/"stale", "older"', "{bare}", '"{bare}', "garbage", ""],
+    ids=["other", "other-list", "unquoted", "unbalanced", "garbage", "empty"],
+)
+async def test_a_non_matching_if_none_match_gets_the_full_document(
+    http: httpx.AsyncClient, path: str, condition: str
+) -> None:
+    current = await http.get(path)
+    bare = current.headers["etag"].strip('"')
+    response = await http.get(path, headers={"If-None-Match": condition.format(bare=bare)})
+    assert response.status_code == 200
+    assert response.content == current.content
+    assert response.headers["etag"] == current.headers["etag"]
+
+
+async def test_jwks_304_keeps_the_cache_control_of_jwks_max_age(http: httpx.AsyncClient) -> None:
+    etag = (await http.get(JWKS_PATH)).headers["etag"]
+    response = await http.get(JWKS_PATH, headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_metadata_etag_changes_when_a_new_client_adds_a_scope(
+    http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    before = await http.get(METADATA_PATHS[0])
+    await make_client("new-scopes", scopes=("reports",))
+    response = await http.get(METADATA_PATHS[0], headers={"If-None-Match": before.headers["etag"]})
+    assert response.status_code == 200
+    assert "reports" in response.json()["scopes_supported"]
+    assert response.headers["etag"] != before.headers["etag"]
+
+
+@pytest.mark.parametrize("path", DOCUMENT_PATHS)
+async def test_head_answers_the_get_headers(http: httpx.AsyncClient, path: str) -> None:
+    get = await http.get(path)
+    head = await http.head(path)
+    assert head.status_code == 200
+    assert head.headers["etag"] == get.headers["etag"]
+    assert head.headers["content-length"] == get.headers["content-length"]

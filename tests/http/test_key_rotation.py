@@ -175,6 +175,29 @@ async def test_revoking_the_current_key_keeps_issuance_working_and_unpublishes_i
     assert verify(token, document, clock().timestamp())
 
 
+async def test_the_jwks_etag_changes_when_the_keys_rotate(
+    http: httpx.AsyncClient, services: Services, clock: Clock
+) -> None:
+    """A cache that revalidates with If-None-Match gets the new key set at once (issue 13)."""
+    before = await http.get("/.well-known/jwks.json")
+    etag = before.headers["etag"]
+    unchanged = await http.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304
+
+    clock.advance(services.settings.jwks_max_age)
+    rotation = await key_lifecycle.rotate(services.db, services.settings, services.keks, clock())
+    await check_keys(services)
+
+    after = await http.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert after.status_code == 200
+    assert after.headers["etag"] != etag
+    assert rotation.next_kid in {key["kid"] for key in after.json()["keys"]}
+    again = await http.get(
+        "/.well-known/jwks.json", headers={"If-None-Match": after.headers["etag"]}
+    )
+    assert again.status_code == 304
+
+
 async def test_a_running_server_picks_up_a_rotation_within_the_refresh_interval(
     http: httpx.AsyncClient, client: RegisteredClient, services: Services, clock: Clock
 ) -> None:

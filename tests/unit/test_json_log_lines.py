@@ -1,0 +1,77 @@
+"""The JSON log lines are exactly what `json.dumps(entry, separators=(",", ":"),
+default=str)` writes, whichever way they are rendered (observability/logs.py renders the access
+lines with orjson when that gives the same text)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from typing import Any
+
+import pytest
+
+from authserver.observability.logs import JsonFormatter
+
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -5,
+    2**70,  # past orjson's 64 bits
+    0.0,
+    -0.0,
+    0.1,
+    12.34,
+    1.5e-7,  # json.dumps writes 1.5e-07
+    1e300,
+    float("nan"),
+    float("-inf"),
+    "é",
+    "\x7f",
+    "\u2028",
+    'tab\tquote"back\\slash',
+    ["nested"],
+]
+
+
+def record(fields: dict[str, Any]) -> logging.LogRecord:
+    line = logging.LogRecord("authserver.access", logging.INFO, __file__, 1, "x", None, None)
+    line.fields = fields
+    line.created, line.msecs = 1796400000.25, 250.0
+    return line
+
+
+def expected(line: logging.LogRecord, fields: dict[str, Any]) -> str:
+    entry = {"ts": "2026-12-04T16:00:00.250Z", "level": "info", "logger": line.name, **fields}
+    return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_an_access_line_with_an_odd_value_is_what_json_dumps_writes(value: Any) -> None:
+    fields = {"method": "GET", "path": "/x", "status": 200, "client_id": value}
+    line = record(fields)
+    assert JsonFormatter().format(line) == expected(line, fields)
+
+
+def test_random_access_lines_are_what_json_dumps_writes() -> None:
+    rng = random.Random(13)
+    formatter = JsonFormatter()
+    for _ in range(3000):
+        fields: dict[str, Any] = {
+            f"k{i}": "".join(chr(rng.randrange(0, 0x90)) for _ in range(rng.randrange(0, 6)))
+            for i in range(3)
+        }
+        fields["duration_ms"] = round(rng.random() * rng.choice([1, 100, 10**6]), 2)
+        fields["status"] = rng.choice([200, 304, 400, 503])
+        line = record(fields)
+        assert formatter.format(line) == expected(line, fields)
+
+
+def test_the_timestamp_is_utc_with_milliseconds() -> None:
+    line = logging.LogRecord("authserver", logging.INFO, __file__, 1, "hello", None, None)
+    line.created, line.msecs = 1796400000.25, 250.0
+    parsed = json.loads(JsonFormatter().format(line))
+    assert parsed["ts"] == "2026-12-04T16:00:00.250Z"
+    assert parsed["message"] == "hello"
