@@ -25,7 +25,12 @@ class ClientCredentials:
 
 
 def new_client_id() -> str:
-    return secrets.token_urlsafe(16)
+    """128 random bits, URL-safe, never starting with "-": operators type client ids on command
+    lines, where a leading dash is read as an option (`clients delete -eX…`)."""
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 def new_client_secret() -> str:
