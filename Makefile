@@ -60,9 +60,13 @@ browser:
 	  fi; \
 	fi
 
-## test: lint, types, the docs build, the browser, then the whole suite on SQLite and PostgreSQL
+## test: lint, types, the docs build, the browser, then the whole suite on SQLite and PostgreSQL,
+## in TEST_WORKERS processes (pytest-xdist). Each worker has its own throwaway PostgreSQL database
+## and SQLite file; --dist loadscope keeps a module's tests (and its module fixtures: a browser, a
+## running server) on one worker. TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
 test: lint docs doc-tools browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 ## fuzz: the property-based fuzz suite with thousands of examples per test (tests/fuzz)
 fuzz: install

@@ -12,8 +12,10 @@ Other processes on a 2-core machine (the rest of the suite, other work) can stil
 measurement by more than 20 % (seen: 37 ms against 51 ms while another test run was hashing).
 So a measurement that misses the 20 % bound is taken again, up to ATTEMPTS times, and the test
 passes when one measurement meets it. A real difference is systematic and fails every attempt:
-skipping argon2 for an unknown user would make its median a few milliseconds against 40-90 ms,
-and every attempt must in any case stay within a factor of 2 (GROSS) to pass.
+skipping argon2 for an unknown user would make its median a few milliseconds against 40-90 ms.
+A miss by more than 20 % is retried like any other: the argon2 threads run at nice +10, so when
+the rest of a parallel test run (or a CPU hog) keeps both cores busy, one measurement's medians
+were seen 2.4 times apart (0.106 s against 0.255 s) with nothing wrong in the code.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from tests.conftest import RegisteredClient
 from tests.helpers import password_login
 
 ROUNDS = 31
-ATTEMPTS = 3
-GROSS = 1.0  # a median twice another's fails at once
+ATTEMPTS = 4
 
 PRODUCTION_HASHING = {
     "argon2_time_cost": 2,
@@ -89,7 +90,6 @@ async def test_every_kind_of_failed_login_takes_the_same_time_whatever_is_stored
     for _attempt in range(ATTEMPTS):
         medians = await measure(kinds)
         measured.append(medians)
-        assert worst_ratio(medians) <= GROSS, measured
         if worst_ratio(medians) <= 0.20:
             break
     assert worst_ratio(measured[-1]) <= 0.20, measured
