@@ -59,11 +59,14 @@ def _dumps(entry: dict[str, Any]) -> str:
     the same text, about ten times faster: a flat entry of plain ASCII values and floats written
     without an exponent (every access line). Anything else (escapes json.dumps would write
     differently, NaN, exponents, integers past 64 bits, nested values) goes to json.dumps."""
-    if all(type(value) in _FLAT for value in entry.values()) and all(
-        value == 0 or 1e-4 <= abs(value) < 1e16  # finite, and repr without an exponent
-        for value in entry.values()
-        if type(value) is float
-    ):
+    for value in entry.values():
+        kind = type(value)
+        if kind is float:
+            if not (value == 0 or 1e-4 <= abs(value) < 1e16):  # finite, repr without exponent
+                break
+        elif kind not in _FLAT:
+            break
+    else:
         try:
             line = orjson.dumps(entry)
         except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits
