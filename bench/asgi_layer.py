@@ -7,7 +7,8 @@ controls; CPU time (`time.process_time`) moves much less than wall time on a sha
     PYTHONPATH=/tmp/before .venv/bin/python bench/asgi_layer.py   # another commit's authserver/
 
 Uses a throwaway SQLite database (schema by `authserver db upgrade`), SCOPES set so the metadata
-needs no query, and the access log at INFO into /dev/null.
+needs no query, and logging configured as `serve` configures it (`logging_config`, LOG_FORMAT
+json unless `--log-format text`), with the access lines' stream replaced by /dev/null.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from asgi_lifespan import LifespanManager
 
 import authserver
 from authserver.app import create_app
+from authserver.observability.logs import logging_config
 from authserver.settings import Settings
 
 PATHS = ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server"]
@@ -56,8 +59,9 @@ async def send(_message: Any) -> None:
     return None
 
 
-def prepare() -> Settings:
-    """A migrated throwaway SQLite database, and the access log at INFO into /dev/null."""
+def prepare(log_format: str) -> Settings:
+    """A migrated throwaway SQLite database, and `serve`'s logging with the access lines going
+    to /dev/null."""
     directory = tempfile.mkdtemp(prefix="asgi-bench-")
     env = {
         **os.environ,
@@ -68,10 +72,10 @@ def prepare() -> Settings:
     command = [sys.executable, "-m", "authserver", "db", "upgrade"]
     subprocess.run(command, env=env, check=True, capture_output=True)
     os.environ["AUTHSERVER_KEY_ENCRYPTION_KEY"] = env["AUTHSERVER_KEY_ENCRYPTION_KEY"]
-    access = logging.getLogger("authserver.access")
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    access.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
+    logging.config.dictConfig(logging_config(log_format))
+    (handler,) = logging.getLogger("authserver.access").handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
     return Settings(
         database_url=env["AUTHSERVER_DATABASE_URL"],
         issuer=env["AUTHSERVER_ISSUER"],
@@ -103,8 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--log-format", choices=["json", "text"], default="json")
     options = parser.parse_args()
-    asyncio.run(measure(prepare(), options.requests, options.rounds))
+    asyncio.run(measure(prepare(options.log_format), options.requests, options.rounds))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from typing import Any
 
 from starlette.types import Scope
 
 from authserver.http.client_ip import scope_client_ip
+from authserver.observability.logs import JsonFormatter, TextFormatter
 from authserver.tokens.opaque import REFRESH_TOKEN_PREFIX
 
 log = logging.getLogger("authserver.access")
@@ -100,21 +102,7 @@ class AccessLog:
             "client_id": scope.get(_CLIENT_ID),
             "client_ip": peer,
         }
-        args = (
-            method if method in _METHODS else "other",
-            path,
-            status,
-            fields["duration_ms"],
-            request_id,
-            fields["client_id"],
-            fields["client_ip"],
-        )
-        # log.info(...) without its search of the stack for the caller (no format shows it).
-        log.handle(
-            log.makeRecord(
-                log.name, logging.INFO, __file__, 0, _LINE, args, None, extra={"fields": fields}
-            )
-        )
+        _write_line(fields)
 
     def _observe(
         self, histogram: Any, scope: Scope, method: str, status: int, seconds: float
@@ -134,6 +122,70 @@ class AccessLog:
 
 
 _LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
+_DIRECT_FORMATTERS = (JsonFormatter, TextFormatter)
+
+
+def _write_line(fields: dict[str, Any]) -> None:
+    """Writes the access line of `fields`: the text of LOG_FORMAT=text is `_LINE` with these
+    values, the JSON line has the fields themselves.
+
+    Why not `log.info`: this line is written once per request, and for the JWKS it was about
+    half of the pipeline's CPU time, most of it in the logging machinery rather than in the line
+    (the LogRecord with its process, thread and file name, the handler lookup, a second lock for
+    the flush). So when the line can only go to the one handler `serve` configures for it
+    (`logging_config`: a StreamHandler on stdout with our formatter, no filters, no propagation),
+    it is formatted by that handler's formatter, from the same values a record would carry, and
+    written as `StreamHandler.emit` writes it: under the handler's lock, one write and one flush
+    per line, so no line waits in a buffer. Any other configuration (a test's caplog, another
+    handler, a filter) gets a LogRecord through `log.handle`, as before. The logger's level and
+    `disabled` are checked by the caller (`isEnabledFor`) either way.
+    """
+    args = (
+        fields["method"] if fields["method"] in _METHODS else "other",
+        fields["path"],
+        fields["status"],
+        fields["duration_ms"],
+        fields["request_id"],
+        fields["client_id"],
+        fields["client_ip"],
+    )
+    handler = _direct_handler()
+    if handler is None:
+        log.handle(_record(args, fields))
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, _DIRECT_FORMATTERS)
+    try:
+        line = formatter.access_line(log.name, time.time(), _LINE, args, fields)
+        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            handler.stream.write(line + handler.terminator)
+            handler.stream.flush()
+    except Exception:
+        handler.handleError(_record(args, fields))  # as StreamHandler.emit does
+
+
+def _direct_handler() -> logging.StreamHandler[Any] | None:
+    """The access logger's handler when it is the only one that would see the line and writes
+    it with one of our formatters unfiltered, as `serve` configures it; else None."""
+    if log.propagate or log.filters or len(log.handlers) != 1:
+        return None
+    handler = log.handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or handler.filters
+        or handler.level > logging.INFO
+        or type(handler.formatter) not in _DIRECT_FORMATTERS
+    ):
+        return None
+    return handler
+
+
+def _record(args: tuple[Any, ...], fields: dict[str, Any]) -> logging.LogRecord:
+    """The access line as a LogRecord: `log.info(_LINE, *args, extra={"fields": fields})`
+    without its search of the stack for the caller (no format shows it)."""
+    return log.makeRecord(
+        log.name, logging.INFO, __file__, 0, _LINE, args, None, extra={"fields": fields}
+    )
 
 
 def _logged_path(scope: Scope) -> str:

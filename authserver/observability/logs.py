@@ -28,11 +28,7 @@ class JsonFormatter(logging.Formatter):
         self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": f"{self._timestamp(record.created)}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
+        entry = self._head(record.name, record.levelname, record.created, record.msecs)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -45,6 +41,22 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = self.formatException(record.exc_info)
         return _dumps(entry)
 
+    def access_line(
+        self, name: str, created: float, msg: str, args: tuple[Any, ...], fields: dict[str, Any]
+    ) -> str:
+        """What `format` returns for an INFO record of logger `name` created at `created` (time
+        .time()) with `msg % args` and `extra={"fields": fields}`, without the record."""
+        entry = self._head(name, "INFO", created, _msecs(created))
+        entry.update(fields)
+        return _dumps(entry)
+
+    def _head(self, name: str, levelname: str, created: float, msecs: float) -> dict[str, Any]:
+        return {
+            "ts": f"{self._timestamp(created)}.{int(msecs):03d}Z",
+            "level": levelname.lower(),
+            "logger": name,
+        }
+
     def _timestamp(self, created: float) -> str:
         """The date and time to the second; one access line after another shares it."""
         second = int(created)
@@ -54,16 +66,55 @@ class JsonFormatter(logging.Formatter):
         return self._second_text
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, with `logging.Formatter`'s default `asctime` (local time, milliseconds after a
+    comma); the date and time to the second are formatted once per second."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        return self._asctime(record.created, record.msecs)
+
+    def access_line(
+        self, name: str, created: float, msg: str, args: tuple[Any, ...], fields: dict[str, Any]
+    ) -> str:
+        """What `format` returns for an INFO record of logger `name` created at `created` (time
+        .time()) with `msg % args` (and no exception), without the record."""
+        return f"{self._asctime(created, _msecs(created))} INFO {name}: {msg % args}"
+
+    def _asctime(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        if not self.default_msec_format:
+            return self._second_text
+        return self.default_msec_format % (self._second_text, msecs)
+
+
+def _msecs(created: float) -> int:
+    """The milliseconds of `time.time()`'s `created`, as `logging.LogRecord` takes them."""
+    return int((created - int(created)) * 1000)
+
+
 def _dumps(entry: dict[str, Any]) -> str:
     """`json.dumps(entry, separators=(",", ":"), default=str)`, through orjson when that gives
     the same text, about ten times faster: a flat entry of plain ASCII values and floats written
     without an exponent (every access line). Anything else (escapes json.dumps would write
     differently, NaN, exponents, integers past 64 bits, nested values) goes to json.dumps."""
-    if all(type(value) in _FLAT for value in entry.values()) and all(
-        value == 0 or 1e-4 <= abs(value) < 1e16  # finite, and repr without an exponent
-        for value in entry.values()
-        if type(value) is float
-    ):
+    for value in entry.values():
+        kind = type(value)
+        if kind is float:
+            if not (value == 0 or 1e-4 <= abs(value) < 1e16):  # finite, repr without exponent
+                break
+        elif kind not in _FLAT:
+            break
+    else:
         try:
             line = orjson.dumps(entry)
         except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits
@@ -80,15 +131,11 @@ _DEL = bytes([0x7F])  # valid in JSON as is; json.dumps escapes it
 def logging_config(log_format: str) -> dict[str, Any]:
     """A `logging.config.dictConfig` for uvicorn's `log_config`: access lines on stdout,
     everything else (uvicorn's and ours) on stderr, INFO and up."""
-    formatter: dict[str, Any] = (
-        {"()": "authserver.observability.logs.JsonFormatter"}
-        if log_format == "json"
-        else {"format": TEXT_FORMAT}
-    )
+    formatter = "JsonFormatter" if log_format == "json" else "TextFormatter"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"default": formatter},
+        "formatters": {"default": {"()": f"authserver.observability.logs.{formatter}"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

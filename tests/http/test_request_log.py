@@ -3,12 +3,14 @@ taken from the caller when safe and echoed back, and never a token, secret or qu
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.config
+import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -274,3 +276,120 @@ async def test_an_unexpected_error_is_a_json_500_that_still_carries_the_request_
     assert response.headers["x-request-id"] == "trace-500"
     (record,) = access_records(caplog)
     assert (record["status"], record["request_id"]) == (500, "trace-500")
+
+
+# --- the line as `serve` writes it: logging_config's handler on stdout -------------------------
+
+_SERVE_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "authserver", "authserver.access")
+_TS = {
+    "json": re.compile(r'^\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",'),
+    "text": re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "),
+}
+
+
+@pytest.fixture(params=["json", "text"])
+def serve_logging(request: pytest.FixtureRequest) -> Iterator[tuple[str, io.StringIO]]:
+    """`serve`'s logging (LOG_FORMAT json, then text), the access lines into a StringIO."""
+    logging.config.dictConfig(logging_config(request.param))
+    (handler,) = logging.getLogger("authserver.access").handlers
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    handler.setStream(stream)
+    try:
+        yield request.param, stream
+    finally:
+        for name in _SERVE_LOGGERS:  # caplog, in the other tests, needs propagation
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.filters.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
+            logger.disabled = False
+
+
+class _Pass(logging.Filter):
+    """A filter that lets every record through: the line then goes through a LogRecord."""
+
+
+async def test_serve_writes_the_line_the_logging_path_writes(
+    http: httpx.AsyncClient, serve_logging: tuple[str, io.StringIO]
+) -> None:
+    """The direct write (serve's own handler alone) and a LogRecord through `logging` (here
+    because of a filter) give the same bytes, apart from the time and the duration."""
+    log_format, stream = serve_logging
+    headers = {"X-Request-ID": "same-id"}
+    await http.get("/x%0A%7B%22forged%22:1%7D?token=secret", headers=headers)
+    logging.getLogger("authserver.access").addFilter(_Pass())
+    await http.get("/x%0A%7B%22forged%22:1%7D?token=secret", headers=headers)
+    direct, through_logging = stream.getvalue().splitlines(keepends=True)
+    for line in (direct, through_logging):
+        assert _TS[log_format].match(line), line
+        assert line.endswith("\n")
+        assert line.count("\n") == 1
+        assert "secret" not in line
+    assert _timeless(direct) == _timeless(through_logging)
+    if log_format == "json":
+        assert set(json.loads(direct)) == {"ts", "level", "logger", *FIELDS}
+        assert json.loads(direct)["path"] == "/x%0A%7B%22forged%22:1%7D"
+    else:
+        assert " INFO authserver.access: GET /x%0A%7B%22forged%22:1%7D 404 " in direct
+
+
+def _timeless(line: str) -> str:
+    for pattern in _TS.values():
+        line = pattern.sub("", line)
+    return re.sub(r'(duration_ms":|404 )[0-9.]+', r"\1", line)
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [
+        lambda access: access.setLevel(logging.WARNING),
+        lambda access: setattr(access, "disabled", True),
+        lambda access: access.handlers[0].setLevel(logging.WARNING),
+        lambda access: access.addFilter(lambda _record: False),
+    ],
+    ids=["logger level", "logger disabled", "handler level", "logger filter"],
+)
+async def test_serve_writes_no_line_when_the_logging_configuration_says_so(
+    http: httpx.AsyncClient,
+    serve_logging: tuple[str, io.StringIO],
+    configure: Callable[[logging.Logger], None],
+) -> None:
+    _, stream = serve_logging
+    configure(logging.getLogger("authserver.access"))
+    assert (await http.get("/healthz")).status_code == 200
+    assert stream.getvalue() == ""
+
+
+async def test_another_handler_beside_serves_gets_the_record_too(
+    http: httpx.AsyncClient, serve_logging: tuple[str, io.StringIO]
+) -> None:
+    _, stream = serve_logging
+    access = logging.getLogger("authserver.access")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    access.addHandler(Keep())
+    await http.get("/healthz")
+    (record,) = records
+    assert record.fields["path"] == "/healthz"  # type: ignore[attr-defined]
+    assert len(stream.getvalue().splitlines()) == 1
+
+
+async def test_a_failed_write_is_reported_as_logging_reports_it(
+    http: httpx.AsyncClient,
+    serve_logging: tuple[str, io.StringIO],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As `StreamHandler.emit`: `handleError` prints the error and the record on stderr, and
+    the request is answered."""
+    _, stream = serve_logging
+    stream.close()
+    assert (await http.get("/healthz")).status_code == 200
+    stderr = capsys.readouterr().err
+    assert "--- Logging error ---" in stderr
+    assert "I/O operation on closed file" in stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from authserver.observability.logs import JsonFormatter
+from authserver.observability.logs import TEXT_FORMAT, JsonFormatter, TextFormatter
 
 ODD_VALUES: list[Any] = [
     None,
@@ -75,3 +75,30 @@ def test_the_timestamp_is_utc_with_milliseconds() -> None:
     parsed = json.loads(JsonFormatter().format(line))
     assert parsed["ts"] == "2026-12-04T16:00:00.250Z"
     assert parsed["message"] == "hello"
+
+
+@pytest.mark.parametrize("client_id", [*ODD_VALUES[:13], "é", "\x7f"], ids=repr)
+@pytest.mark.parametrize("created", [1796400000.25, 1796400000.9999, 1796400059.001, 0.5])
+def test_the_access_line_without_a_record_is_the_records_line(
+    client_id: Any, created: float
+) -> None:
+    """`access_line` (the access log's direct write) gives what `format` gives for the record
+    the access log would otherwise make, for both LOG_FORMATs; text as `logging.Formatter` with
+    TEXT_FORMAT (serve's text format before TextFormatter) writes it."""
+    msg = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
+    args = ("GET", "/x", 200, 1.5, "id-1", client_id, "127.0.0.1")
+    fields = dict(
+        zip(["method", "path", "status", "duration_ms", "request_id"], args, strict=False)
+    )
+    fields |= {"client_id": client_id, "client_ip": "127.0.0.1"}
+    line = logging.LogRecord("authserver.access", logging.INFO, __file__, 0, msg, args, None)
+    line.fields = fields
+    line.created, line.msecs = created, int((created - int(created)) * 1000) + 0.0
+    json_formatter, text_formatter = JsonFormatter(), TextFormatter()
+    name = "authserver.access"
+    assert json_formatter.access_line(name, created, msg, args, fields) == json_formatter.format(
+        line
+    )
+    stock = logging.Formatter(TEXT_FORMAT).format(line)
+    assert text_formatter.access_line(name, created, msg, args, fields) == stock
+    assert text_formatter.format(line) == stock
