@@ -41,7 +41,8 @@ from authserver.observability.metrics import make_metrics
 from authserver.observability.sampler import metrics_running
 from authserver.services import Services
 from authserver.settings import Settings, load_settings
-from authserver.store.db import DATABASE_UNAVAILABLE, exposed_database_file, open_database
+from authserver.store.db import exposed_database_file, open_database
+from authserver.store.dialect import dialect_for
 
 log = logging.getLogger("authserver")
 
@@ -106,7 +107,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     exception_handlers = {
         OAuthError: oauth_error_handler,
         HTTPException: http_error_handler,
-        **{error: database_error_handler for error in DATABASE_UNAVAILABLE},
+        **{
+            error: database_error_handler
+            for error in dialect_for(settings.database_url).unavailable
+        },
         Exception: server_error_handler,
     }
     app = Application(  # one ASGI layer around the routes: http/pipeline.py

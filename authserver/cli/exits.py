@@ -68,7 +68,16 @@ def as_cli_error(exc: BaseException) -> CliError | None:
         expected = getattr(module, class_name, None) if module is not None else None
         if isinstance(expected, type) and isinstance(exc, expected):
             return CliError(str(exc), exit_code)
-    store = sys.modules.get("authserver.store.db")
-    if store is not None and isinstance(exc, store.DATABASE_UNAVAILABLE):
+    if isinstance(exc, _database_unavailable()):
         return CliError(f"database unavailable ({exc.__class__.__name__}); check DATABASE_URL")
     return None
+
+
+def _database_unavailable() -> tuple[type[BaseException], ...]:
+    """What means "database unavailable" for the dialect loaded: store/postgresql.py only for a
+    PostgreSQL URL; an error of a driver never imported cannot have been raised."""
+    postgresql = sys.modules.get("authserver.store.postgresql")
+    if postgresql is not None:
+        return tuple(postgresql.POSTGRESQL.unavailable)
+    dialect = sys.modules.get("authserver.store.dialect")
+    return tuple(dialect.SQLITE.unavailable) if dialect is not None else ()

@@ -46,7 +46,6 @@ from authserver.services import Services
 from authserver.store import authorization_requests as pending_store
 from authserver.store import clients as client_store
 from authserver.store import consents
-from authserver.store.db import DATABASE_UNAVAILABLE
 from authserver.store.refresh import OwnerGone
 from authserver.tokens.opaque import token_digest
 
@@ -67,7 +66,7 @@ async def authorize_endpoint(request: Request) -> Response:
         return _refusal(request, svc, client_id)
     try:
         client = await client_store.get_client(svc.db, client_id)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return error_page(request, UNAVAILABLE)
     scopes = allowed_scopes(client, svc.settings) if client is not None else ()
     checked = validate_authorization_request(query, client, scopes)
@@ -76,7 +75,7 @@ async def authorize_endpoint(request: Request) -> Response:
     assert client is not None
     try:
         return await _answer(request, svc, client, checked, now)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return _redirected(svc, checked, "temporarily_unavailable", "Try again in a minute.")
     except OwnerGone:  # the client (or user) was deleted a moment ago
         return _redirected(svc, checked, "unauthorized_client", "This app is not registered.")

@@ -31,7 +31,6 @@ from authserver.http.client_ip import client_ip
 from authserver.services import Services
 from authserver.store import authorization_requests as pending_store
 from authserver.store import consents
-from authserver.store.db import DATABASE_UNAVAILABLE
 from authserver.tokens.opaque import token_digest
 
 NO_DECISION = ErrorText("Choose Allow or Deny", "The form was sent without a decision.")
@@ -43,7 +42,7 @@ async def consent_endpoint(request: Request) -> Response:
         return await _consent(request, svc, svc.clock())
     except PageError as error:
         return error_page(request, error.text)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return error_page(request, UNAVAILABLE)
 
 

@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 from authserver.observability.metrics import exposition
 from authserver.observability.sampler import sample_now
 from authserver.services import Services
-from authserver.store.db import DATABASE_UNAVAILABLE
 
 
 async def healthz(_request: Request) -> Response:
@@ -22,7 +21,7 @@ async def readyz(request: Request) -> Response:
     svc: Services = request.app.state.services
     try:
         await svc.db.ping()
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return JSONResponse(
             {"status": "unavailable", "database": "unreachable"},
             503,

@@ -26,7 +26,6 @@ from authserver.http.browser import (
 )
 from authserver.http.client_ip import client_ip
 from authserver.services import Services
-from authserver.store.db import DATABASE_UNAVAILABLE
 
 FORGED = ErrorText(
     "You are still signed in",
@@ -41,7 +40,7 @@ async def logout_page_endpoint(request: Request) -> Response:
     cookies = browser_cookies(request, svc.settings)
     try:
         session = await current_session(svc, cookies.session, svc.clock())
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return error_page(request, UNAVAILABLE)
     if session is None:
         return logged_out_page(request)
@@ -57,7 +56,7 @@ async def logout_endpoint(request: Request) -> Response:
         return await _logout(request, svc, svc.clock())
     except PageError as error:
         return error_page(request, error.text)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return error_page(request, UNAVAILABLE)
 
 

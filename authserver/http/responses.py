@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, Response
 
 from authserver.errors import NO_STORE, OAuthError, temporarily_unavailable
 from authserver.http.request_log import REQUEST_ID_SCOPE_KEY
-from authserver.store.db import DATABASE_UNAVAILABLE
 
 log = logging.getLogger("authserver.http")
 
@@ -49,9 +48,8 @@ async def database_error_handler(_request: Request, exc: Exception) -> Response:
 
 
 async def server_error_handler(_request: Request, exc: Exception) -> Response:
-    """Anything unexpected: logged with its traceback here, never shown to the client."""
-    if isinstance(exc, DATABASE_UNAVAILABLE):
-        return await database_error_handler(_request, exc)
+    """Anything unexpected: logged with its traceback here, never shown to the client. (A
+    database that cannot answer has handlers of its own, one per error class: app.py.)"""
     request_id = _request.scope.get(REQUEST_ID_SCOPE_KEY)
     log.exception("unhandled error (request_id=%s)", request_id, exc_info=exc)
     body = {"error": "server_error", "error_description": "The server encountered an error."}

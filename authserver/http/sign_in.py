@@ -43,7 +43,6 @@ from authserver.services import Services
 from authserver.store import authorization_requests as pending_store
 from authserver.store import clients as client_store
 from authserver.store import consents
-from authserver.store.db import DATABASE_UNAVAILABLE
 from authserver.tokens.opaque import token_digest
 
 
@@ -53,7 +52,7 @@ async def sign_in_endpoint(request: Request) -> Response:
         return await _sign_in(request, svc, svc.clock())
     except PageError as error:
         return error_page(request, error.text)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         return error_page(request, UNAVAILABLE)
 
 

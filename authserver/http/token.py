@@ -21,7 +21,6 @@ from authserver.http.request_log import note_client_id
 from authserver.http.responses import JsonResponse, error_response
 from authserver.models import Client, StaleClient
 from authserver.services import Services
-from authserver.store.db import DATABASE_UNAVAILABLE
 
 
 async def token_endpoint(request: Request) -> Response:
@@ -47,7 +46,7 @@ async def token_endpoint(request: Request) -> Response:
     except OAuthError as error:
         outcome = error.error
         response = error_response(error)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         outcome = "temporarily_unavailable"
         response = error_response(temporarily_unavailable())
     svc.metrics.token_requests.labels(grant_type, outcome).inc()

@@ -27,7 +27,6 @@ from authserver.observability.audit import record
 from authserver.services import Services
 from authserver.settings import ConfigError
 from authserver.store import keys as key_store
-from authserver.store.db import DATABASE_UNAVAILABLE
 
 log = logging.getLogger("authserver.keys")
 
@@ -64,7 +63,7 @@ async def check_keys(svc: Services) -> None:
             if not await _reread_kek_file(svc):
                 raise
             await _rotate_and_reload(svc)
-    except DATABASE_UNAVAILABLE:
+    except svc.db.dialect.unavailable:
         log.warning("key check: database unavailable; keeping the current keys")
     except KekNotConfigured as exc:  # each round until fixed: only the operator can fix it
         where = "the KEK file" if svc.keks.file is not None else "a restart with the new settings"
@@ -123,15 +122,20 @@ async def reload_keys_if_changed(svc: Services) -> None:
 
 async def _listen(svc: Services, wake: asyncio.Event) -> None:
     """PostgreSQL LISTEN on the key channel, reconnecting with back-off; wakes the poll loop."""
+    from authserver.store import postgresql  # only PostgreSQL notifies: never loaded for SQLite
+
     delay = svc.settings.keys_refresh_interval
     while True:
         try:
-            await key_store.listen_for_changes(
-                svc.settings.database_url, svc.settings.database_connect_timeout, wake.set
+            await postgresql.listen(
+                svc.settings.database_url,
+                key_store.KEYS_CHANNEL,
+                svc.settings.database_connect_timeout,
+                wake.set,
             )
             log.warning("key change listener lost its connection; polling until it reconnects")
             delay = svc.settings.keys_refresh_interval
-        except key_store.LISTEN_FAILURES as exc:
+        except postgresql.LISTEN_FAILURES as exc:
             log.warning("key change listener cannot connect (%s); polling", type(exc).__name__)
         await asyncio.sleep(delay)
         delay = min(delay * 2, LISTEN_RETRY_MAX)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from authserver.models import CodeGrant, LoginSession, PendingAuthorization, RefreshGrant
 from authserver.store import consents
 from authserver.store.authorization_requests import take_request
-from authserver.store.db import INTEGRITY_ERRORS, Database
+from authserver.store.db import Database
 from authserver.store.dialect import Prepared
 from authserver.store.refresh import CredentialsChanged, OwnerGone, start_session_family
 from authserver.store.tables import UTCDateTime, authorization_codes
@@ -112,7 +112,7 @@ async def issue_code(
     values = {f"v_{name}": value for name, value in _values(code, session, now, ttl).items()}
     try:
         await db.fetch_row(_INSERT_CODE, values)
-    except INTEGRITY_ERRORS as exc:  # a foreign key: the client, user or session is gone
+    except db.dialect.integrity_errors as exc:  # a foreign key: the client, user or session is gone
         raise OwnerGone(code.client_id) from exc
 
 

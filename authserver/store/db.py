@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
@@ -94,7 +92,7 @@ class Database:
                 checked_out = True
                 record: Mapping[str, Any] | None = await driver.fetchrow(sql, *args)
                 return record
-        except DRIVER_DISCONNECTS:
+        except self.dialect.driver_disconnects:
             if not (read_only and checked_out):  # down, not merely a stale connection
                 raise
         async with self._driver() as driver:  # _driver() invalidated the stale pool; reconnect
@@ -114,7 +112,7 @@ class Database:
         raw = await self.engine.raw_connection()
         try:
             yield raw.driver_connection
-        except DRIVER_DISCONNECTS as exc:
+        except self.dialect.driver_disconnects as exc:
             # No public API does this; it is what Connection._handle_dbapi_exception calls.
             self.engine.sync_engine.pool._invalidate(raw, exc, _checkin=False)
             await greenlet_spawn(raw.invalidate, exc)
@@ -123,7 +121,7 @@ class Database:
             await greenlet_spawn(raw.close)
 
     async def ping(self) -> None:
-        """One trivial query: raises one of DATABASE_UNAVAILABLE when the database cannot answer."""
+        """One trivial query: raises one of `dialect.unavailable` if the database cannot answer."""
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
 
@@ -232,33 +230,3 @@ def _sqlite_engine(database: str | None) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
-
-
-# asyncpg's own errors for a lost or unusable connection (raised on the `driver()` path).
-DRIVER_DISCONNECTS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    ConnectionError,
-    OSError,
-)
-
-# A constraint refused a write (a foreign key to a row deleted meanwhile, a duplicate): from
-# SQLAlchemy, or from asyncpg itself on the Prepared path (`fetch_row` on PostgreSQL).
-INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.IntegrityError,
-    asyncpg.exceptions.IntegrityConstraintViolationError,
-)
-
-# Failures that mean "the database cannot be reached right now" (answered 503, not 500).
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    *DRIVER_DISCONNECTS,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,  # pool checkout
-    sa_exc.DisconnectionError,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)

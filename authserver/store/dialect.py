@@ -13,23 +13,44 @@ once, in SQLAlchemy Core, and asks the `Dialect` only what it cannot express the
   read (`row_versions`); SQLite has none, so its clients are read afresh on every request.
 - `INSERT … ON CONFLICT` is spelled by each dialect's own `insert()`.
 - On PostgreSQL, the hot path's statements (`Prepared`) are compiled once and run on the asyncpg
-  connection itself, about a third of SQLAlchemy's per-statement cost (bench/README.md).
+  connection itself, about a third of SQLAlchemy's per-statement cost (bench/README.md); so
+  asyncpg's own errors are among those that mean "unavailable" or "a constraint refused it".
+
+What is PostgreSQL's alone (asyncpg, the compiler of `Prepared`) lives in store/postgresql.py,
+imported by `dialect_for` only for a PostgreSQL URL: a command on SQLite never loads asyncpg
+(issue 15, guard rail 6; bench/README.md, "CLI start-up").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import Executable
 
-Insert = sqlite.Insert | postgresql.Insert
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
+
+    Insert: TypeAlias = sqlite.Insert | postgresql.Insert
+
+Errors = tuple[type[BaseException], ...]
+
+# Failures that mean "the database cannot be reached right now" (answered 503, not 500), on
+# SQLAlchemy's path; each dialect adds its driver's own (`Dialect.unavailable`).
+UNAVAILABLE: Errors = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # pool checkout
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,12 @@ class Dialect:
     notifies: bool  # LISTEN/NOTIFY between processes
     row_versions: bool  # xmin: a row's version, changed by every UPDATE
     insert: Callable[[Table], Insert]  # INSERT with ON CONFLICT DO NOTHING / DO UPDATE
+    # The driver's own errors for a lost or unusable connection (the `Prepared` path).
+    driver_disconnects: Errors
+    # Failures that mean "the database cannot be reached right now" (answered 503, not 500).
+    unavailable: Errors
+    # A constraint refused a write (a foreign key to a row deleted meanwhile, a duplicate).
+    integrity_errors: Errors
 
 
 SQLITE = Dialect(
@@ -51,23 +78,18 @@ SQLITE = Dialect(
     notifies=False,
     row_versions=False,
     insert=sqlite.insert,
-)
-POSTGRESQL = Dialect(
-    name="postgresql",
-    migrates_itself=False,
-    autocommit_statements=True,
-    modifying_ctes=True,
-    notifies=True,
-    row_versions=True,
-    insert=postgresql.insert,
+    driver_disconnects=(),
+    unavailable=UNAVAILABLE,
+    integrity_errors=(sa_exc.IntegrityError,),
 )
 
 
 def dialect_for(database_url: str) -> Dialect:
-    return SQLITE if make_url(database_url).get_backend_name() == "sqlite" else POSTGRESQL
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return SQLITE
+    from authserver.store.postgresql import POSTGRESQL
 
-
-_ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+    return POSTGRESQL
 
 
 @dataclass
@@ -86,8 +108,8 @@ class Prepared:
     def postgresql(self, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL text and the positional arguments for `values`."""
         if self._compiled is None:
-            element = cast(ClauseElement, self.statement)
-            compiled = cast(SQLCompiler, element.compile(dialect=_ASYNCPG))
-            self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
+            from authserver.store.postgresql import compile_numbered
+
+            self._compiled = compile_numbered(self.statement)
         sql, names = self._compiled
         return sql, [values[name] for name in names]

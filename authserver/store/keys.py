@@ -4,7 +4,7 @@ Every state change is a conditional UPDATE on the state the caller saw (`WHERE k
 …`): two operators rotating at once both read the same keys, the first commit wins, and the
 other's UPDATE matches no row, so it rolls back and reports the conflict. On PostgreSQL the same
 transaction sends NOTIFY on `KEYS_CHANNEL`, delivered on commit, so every serving process reloads
-at once instead of at its next poll.
+at once instead of at its next poll (each listens with `postgresql.listen`).
 
 A new key is sealed under the KEK of the `current` key (keys/kek.py), so the transaction that
 stores it is also conditional on the current key's ciphertext being the one read: a `keys rekey`
@@ -16,25 +16,18 @@ under another KEK appeared meanwhile (a rotation's new key): all keys move, or n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 from sqlalchemy import insert, or_, select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authserver.models import SigningKeyRecord
-from authserver.store.db import DATABASE_UNAVAILABLE, Database
+from authserver.store.db import Database
 from authserver.store.tables import signing_keys
 
 KEYS_CHANNEL = "authserver_keys"
-# What a LISTEN connection attempt may raise besides an unreachable database.
-LISTEN_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
 _RACED = "another process changed the signing keys at the same time; see `authserver keys list`"
 
 
@@ -179,28 +172,3 @@ async def _notify(db: Database, conn: AsyncConnection) -> None:
 
 def _values(record: SigningKeyRecord) -> dict[str, object]:
     return {name: getattr(record, name) for name in SigningKeyRecord.__slots__}
-
-
-async def listen_for_changes(
-    database_url: str, connect_timeout: float, on_change: Callable[[], None]
-) -> None:
-    """PostgreSQL: on a connection of its own, LISTEN on KEYS_CHANNEL and call `on_change` for
-    every key change committed anywhere (and once at the start, to catch up on what changed
-    while not listening). Returns when the connection is lost; raises LISTEN_FAILURES when it
-    cannot be made."""
-    url = make_url(database_url).set(drivername="postgresql")
-    connection = await asyncpg.connect(
-        url.render_as_string(hide_password=False),
-        timeout=connect_timeout,
-        server_settings={"application_name": "authserver-keys"},
-    )
-    try:
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _conn: lost.set())
-        await connection.add_listener(KEYS_CHANNEL, lambda *_args: on_change())
-        on_change()
-        await lost.wait()
-    finally:
-        if not connection.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 
 from authserver.store.codes import NewCode
-from authserver.store.db import INTEGRITY_ERRORS, Database
+from authserver.store.db import Database
 from authserver.store.dialect import Prepared
 from authserver.store.liveness import live_session
 from authserver.store.refresh import OwnerGone
@@ -179,7 +179,7 @@ async def issue_code_if_signed_in(
                         "detail_prefix": values["detail_prefix"] + str(issued.session_id),
                     }
                     row = dict((await conn.execute(audit, {**values, **more})).one()._mapping)
-    except INTEGRITY_ERRORS as exc:  # a foreign key: the client was deleted meanwhile
+    except db.dialect.integrity_errors as exc:  # a foreign key: the client was deleted meanwhile
         raise OwnerGone(code.client_id) from exc
     return None if row is None else uuid.UUID(row["subject"])
 

@@ -33,7 +33,7 @@ class DatabaseRefused(Exception):
 
 def refusal(exc: sa_exc.DBAPIError) -> DatabaseRefused | None:
     """What a connection error means to the operator, when it is the server saying no (rather
-    than not answering, which is DATABASE_UNAVAILABLE): SQLSTATE 3D000, or class 28."""
+    than not answering, which is `dialect.unavailable`): SQLSTATE 3D000, or class 28."""
     state = getattr(exc.orig, "sqlstate", None) or ""
     if state == "3D000":
         return DatabaseRefused(

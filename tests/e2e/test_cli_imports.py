@@ -88,3 +88,11 @@ def test_a_command_that_reads_the_database_imports_no_migration_server_or_hashin
 ) -> None:
     assert_ok(cli("db", "upgrade", cwd=tmp_path))
     assert imported_by(args, tmp_path) & NOT_FOR_READING == set()
+
+
+@pytest.mark.parametrize("args", [["users", "list"], ["keys", "list"], ["audit", "tail"]])
+def test_a_command_on_sqlite_does_not_import_the_postgresql_driver(
+    args: list[str], tmp_path: Path, cli: Cli
+) -> None:
+    assert_ok(cli("db", "upgrade", cwd=tmp_path))
+    assert "asyncpg" not in imported_by(args, tmp_path)
