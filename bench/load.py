@@ -11,8 +11,8 @@ and `result {json}` once every chain has stopped. run.py reads the server's CPU 
 and at `end`.
 
 Scenarios:
-- refresh: each chain logs in once (password grant) before the warm-up, then refreshes in a loop
-  with the refresh token it has just received (real rotation).
+- refresh: each chain logs in once (password grant, or a peer's login grant) before the warm-up,
+  then refreshes in a loop with the refresh token it has just received (real rotation).
 - jwks: GET /.well-known/jwks.json in a loop.
 - password: the password grant in a loop (argon2 dominates).
 - mixed: the refresh chains, and beside them `--login-chains` chains doing the password grant in
@@ -57,6 +57,10 @@ class Config:
     client_secret: str
     usernames: list[str]
     password: str
+    # What differs for a peer server (bench/peers.py): the grant a chain logs in with (it takes
+    # `username` and `password` as the password grant does), and where the JWKS is served.
+    login_grant: str = "password"
+    jwks_path: str = "/.well-known/jwks.json"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Config:
@@ -67,6 +71,8 @@ class Config:
             client_secret=str(data["client_secret"]),
             usernames=[str(name) for name in data["usernames"]],
             password=str(data["password"]),
+            login_grant=str(data.get("login_grant", cls.login_grant)),
+            jwks_path=str(data.get("jwks_path", cls.jwks_path)),
         )
 
 
@@ -78,8 +84,9 @@ class Requests:
         credentials = f"{quote(config.client_id, safe='')}:{quote(config.client_secret, safe='')}"
         self._auth = base64.b64encode(credentials.encode()).decode()
         self._password = config.password
+        self._login_grant = config.login_grant
         self.jwks = (
-            f"GET /.well-known/jwks.json HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"GET {config.jwks_path} HTTP/1.1\r\nHost: {self.host}\r\n"
             "Accept: application/json\r\n\r\n"
         ).encode()
         self._token_head = (
@@ -92,7 +99,7 @@ class Requests:
         return b"%s%d\r\n\r\n%s" % (self._token_head, len(body), body)
 
     def password(self, username: str) -> bytes:
-        form = {"grant_type": "password", "username": username, "password": self._password}
+        form = {"grant_type": self._login_grant, "username": username, "password": self._password}
         return self.token(urlencode(form).encode())
 
     def refresh(self, refresh_token: str) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"  # the only address the benchmark ever talks to
 SCENARIOS = ("refresh", "jwks", "password", "mixed", "seeded")
+PEERS = ("node-oidc-provider",)  # bench/peers.py
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Options:
     login_chains: int
     seed_tokens: int
     seed_families: int
+    peer: str | None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -99,6 +101,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--seed-families", type=int, default=1_000_000, help="seeded: the families they form"
     )
+    parser.add_argument(
+        "--peer",
+        choices=PEERS,
+        default=None,
+        help="also measure this peer server, same driver and cores, its windows alternating with "
+        "authserver's (refresh and jwks only; see bench/peers.py)",
+    )
     args = parser.parse_args(argv)
 
     scenarios = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
@@ -111,6 +120,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     for name in ("concurrency", "runs", "users", "workers", "login_chains", "seed_families"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.peer and (args.workers != 1 or "," in args.server_cpu):
+        parser.error("--peer compares one process with one: --workers 1 on one --server-cpu")
     if args.seed_tokens < args.seed_families:
         parser.error("--seed-tokens must be at least --seed-families")
     if args.duration <= 0 or args.warmup < 0:
@@ -137,6 +148,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         login_chains=args.login_chains,
         seed_tokens=args.seed_tokens,
         seed_families=args.seed_families,
+        peer=args.peer,
     )
 
 

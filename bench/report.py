@@ -38,8 +38,9 @@ class Window:
     run: int
     load: dict[str, Any]
     server_cpu_s: float
-    db_cpu_s: float
+    db_cpu_s: float  # NaN for a server without a database
     wall_s: float
+    server: str = "authserver"
 
     @property
     def completed(self) -> int:
@@ -66,8 +67,9 @@ class Window:
 
     def describe(self) -> str:
         f = self.figures()
+        peer = "" if self.server == "authserver" else f"{self.server}: "
         return (
-            f"{self.scenario} run {self.run}: {f['requests_per_s']:,.0f} req/s, "
+            f"{peer}{self.scenario} run {self.run}: {f['requests_per_s']:,.0f} req/s, "
             f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, errors {int(f['errors'])}, "
             f"{f['per_server_cpu_s']:,.0f} per server-CPU-s, "
             f"server core {f['server_cpu_util']:.0%}, load core {f['load_cpu_util']:.0%}"

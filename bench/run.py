@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--concurrency 16] [--duration 15] [--warmup 3] [--runs 3]
                                   [--scenarios refresh,jwks,password] [--cheap-hash]
+                                  [--peer node-oidc-provider]
 
 This module is the entry point and the order of things; bench/README.md says what happens and
 what the figures mean. The server is stopped and the throwaway database dropped in every case:
@@ -28,6 +29,8 @@ from console import BenchError, log
 from cpu import openssl_rsa2048_signs
 from database import Postgres, drop_database, drop_orphans, throwaway_name
 from options import Options, parse_options
+from peers import SCENARIOS as PEER_SCENARIOS
+from peers import NodeOidcProvider, peer_report, side_by_side
 from profiling import find_pyspy
 from report import Summary, git_revision, report
 from session import Session
@@ -41,19 +44,30 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise Interrupted
 
 
-def run_scenarios(options: Options, session: Session, database: str) -> list[Summary]:
-    """Every scenario's windows, each followed by its profile window with --profile."""
+def run_scenarios(
+    options: Options, session: Session, database: str, peer: NodeOidcProvider | None
+) -> tuple[list[Summary], list[Summary]]:
+    """Every scenario's windows, each followed by its profile window with --profile (authserver
+    only). With a peer, the scenarios it shares have their windows alternate between the two
+    servers. Returns authserver's summaries and the peer's."""
     session.prepare(database)
+    if peer is not None:
+        peer.prepare()
     pyspy = find_pyspy() if options.profile else None
     if options.profile and pyspy is None:
         raise BenchError("--profile needs py-spy (.venv/bin/pip install py-spy)")
-    summaries = []
+    summaries, peer_summaries = [], []
     for name in options.scenarios:
-        summaries.append(session.scenario(name))
+        if peer is not None and name in PEER_SCENARIOS:
+            ours, theirs = side_by_side(session, peer, name, options.runs)
+            summaries.append(ours)
+            peer_summaries.append(theirs)
+        else:
+            summaries.append(session.scenario(name))
         if options.profile and pyspy:
             options.profile.mkdir(parents=True, exist_ok=True)
             session.profile(name, pyspy, options.profile.resolve() / f"profile-{name}.txt")
-    return summaries
+    return summaries, peer_summaries
 
 
 def benchmark(options: Options) -> int:
@@ -73,19 +87,30 @@ def benchmark(options: Options) -> int:
         cleanup.callback(drop_database, postgres, database)
         session = Session(options, postgres, workdir)
         cleanup.callback(session.stop)
+        peer = NodeOidcProvider(options, workdir) if options.peer else None
+        if peer is not None:
+            cleanup.callback(peer.stop)
         try:
-            summaries = run_scenarios(options, session, database)
+            summaries, peer_summaries = run_scenarios(options, session, database, peer)
         except BenchError:
-            log(f"the server's log ends with:\n{session.server_log_tail(40)}")
+            for server in (session, peer):
+                if server is not None:
+                    log(f"{server.name}'s log ends with:\n{server.server_log_tail(40)}")
             raise
         session.stop()  # before reading its log: everything it wrote is there
         if "Traceback" in session.server_log_tail(1000):
             log(f"the server logged a traceback:\n{session.server_log_tail(40)}")
+        if peer is not None:
+            peer.stop()
+            if "server_error" in peer.server_log_tail(1000):
+                log(f"{peer.name} logged an error:\n{peer.server_log_tail(40)}")
 
     print(report(options, summaries, signs, revision))
+    if peer is not None:
+        print(peer_report(peer.name, peer.version, summaries, peer_summaries, signs))
     if options.json_out is not None:
-        write_json(options.json_out, options, summaries, signs)
-    return 1 if any(s.median["errors"] for s in summaries) else 0
+        write_json(options.json_out, options, summaries + peer_summaries, signs)
+    return 1 if any(s.median["errors"] for s in summaries + peer_summaries) else 0
 
 
 def write_json(path: Path, options: Options, summaries: list[Summary], signs: float | None) -> None:

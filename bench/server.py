@@ -151,15 +151,20 @@ def start_server(cli: Cli, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_ready(
-    server: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 60
+    server: subprocess.Popen[bytes],
+    port: int,
+    log_path: Path,
+    timeout: float = 60,
+    path: str = "/readyz",
 ) -> None:
+    """Until GET `path` answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise BenchError(f"the server exited ({server.returncode}):\n{tail(log_path)}")
         connection = http.client.HTTPConnection(HOST, port, timeout=2)
         try:
-            connection.request("GET", "/readyz")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:

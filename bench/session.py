@@ -7,6 +7,7 @@ bench/load.py says the measured window opens and again when it closes.
 from __future__ import annotations
 
 import json
+import math
 import queue
 import subprocess
 import sys
@@ -31,10 +32,13 @@ LOAD_SCRIPT = Path(__file__).resolve().parent / "load.py"
 class Session:
     """The database's contents, the server, and the load generator of the moment.
 
-    `stop()` may be called any number of times, from any failure path.
+    `stop()` may be called any number of times, from any failure path. A peer server
+    (bench/peers.py) is a subclass with its own `prepare`, and no database.
     """
 
-    def __init__(self, options: Options, postgres: Postgres, workdir: Path) -> None:
+    name = "authserver"
+
+    def __init__(self, options: Options, postgres: Postgres | None, workdir: Path) -> None:
         self.options = options
         self.postgres = postgres
         self.workdir = workdir
@@ -60,14 +64,15 @@ class Session:
     def scenario(self, name: str) -> Summary:
         if name == "seeded" and not self.seeded:
             self.seed()
-        windows = []
-        for run in range(1, self.options.runs + 1):
-            window = self.measure(name, run)
-            log(window.describe())
-            if window.load["first_error"]:
-                log(f"  first error: {window.load['first_error']}")
-            windows.append(window)
-        return Summary(name, windows)
+        return Summary(name, [self.window(name, run) for run in range(1, self.options.runs + 1)])
+
+    def window(self, scenario: str, run: int) -> Window:
+        """One measured window, logged."""
+        window = self.measure(scenario, run)
+        log(window.describe())
+        if window.load["first_error"]:
+            log(f"  first error: {window.load['first_error']}")
+        return window
 
     def seed(self) -> None:
         """The seeded scenario's stored tokens (bench/seed.py), once, while the server idles."""
@@ -88,15 +93,23 @@ class Session:
         load = self._start_load(scenario)
         load.expect("start")
         cpu0, wall0 = process_tree_cpu(server.pid), time.perf_counter()
-        backends = self.postgres.backend_pids(self.database)
+        backends = self._backends()
         db0 = pids_cpu(backends)
         load.expect("end")
         cpu1, wall1 = process_tree_cpu(server.pid), time.perf_counter()
-        backends = sorted(set(backends) | set(self.postgres.backend_pids(self.database)))
+        backends = sorted(set(backends) | set(self._backends()))
         db1 = pids_cpu(backends)
         result = self._finish_load(load)
         db_cpu = sum(cpu - db0.get(pid, 0.0) for pid, cpu in db1.items())
-        return Window(scenario, run, result, cpu1 - cpu0, db_cpu, wall1 - wall0)
+        if self.postgres is None:
+            db_cpu = math.nan  # no database: "n/a" in the table, not 0
+        return Window(scenario, run, result, cpu1 - cpu0, db_cpu, wall1 - wall0, self.name)
+
+    def _backends(self) -> list[int]:
+        """The PostgreSQL backends connected to the throwaway database (none without one)."""
+        if self.postgres is None:
+            return []
+        return self.postgres.backend_pids(self.database)
 
     def profile(self, scenario: str, pyspy: str, out: Path) -> None:
         """One extra, unmeasured window with `py-spy record` sampling the server."""
