@@ -37,7 +37,7 @@ from tests.conftest import RegisteredClient
 from tests.helpers import password_login
 
 ROUNDS = 31
-ATTEMPTS = 4
+ATTEMPTS = 3
 
 PRODUCTION_HASHING = {
     "argon2_time_cost": 2,
