@@ -23,6 +23,7 @@ import logging
 import logging.config
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,13 @@ def authserver_cli(env: dict[str, str], *args: str, stdin: str | None = None) ->
     return done.stdout
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def prepare(database: str, chains: int) -> tuple[Settings, dict[str, str]]:
     """Schema, one client and `chains` users; `serve`'s logging, access lines to /dev/null."""
     base = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -58,6 +66,7 @@ def prepare(database: str, chains: int) -> tuple[Settings, dict[str, str]]:
         "AUTHSERVER_CONFIG": config,
         "AUTHSERVER_DATABASE_URL": f"{base}/{database}",
         "AUTHSERVER_ISSUER": "http://127.0.0.1:8000",
+        "AUTHSERVER_METRICS_PORT": str(free_port()),  # not 9464: another run may be serving
         "AUTHSERVER_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32))
         .decode()
         .rstrip("="),
