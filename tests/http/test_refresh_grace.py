@@ -389,9 +389,14 @@ async def test_without_a_window_every_replay_is_reuse(
 
 
 async def _blocked_on_locks(conn: Any, count: int) -> None:
-    """Wait until `count` other backends of this database are waiting for a row lock."""
+    """Wait until `count` other backends of this database are waiting for a row lock.
+
+    `conn` is inside a transaction, where PostgreSQL answers pg_stat_activity from a snapshot
+    taken at its first use: cleared before each look, or a backend that connects later (the
+    hot path opens its connections on demand) is never seen."""
     deadline = asyncio.get_running_loop().time() + BLOCKED_WAIT
     while asyncio.get_running_loop().time() < deadline:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -399,6 +404,7 @@ async def _blocked_on_locks(conn: Any, count: int) -> None:
         if waiting >= count:
             return
         await asyncio.sleep(0.01)
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
     activity = await conn.fetch(
         "SELECT state, wait_event_type, wait_event, left(query, 80) AS query "
         "FROM pg_stat_activity WHERE datname = current_database()"
