@@ -75,10 +75,11 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(
         default=10,
-        ge=1,
+        ge=2,
         le=1000,
-        description="PostgreSQL connections per process (no overflow). See Scaling for the "
-        "arithmetic against `max_connections`.",
+        description="PostgreSQL connections per process (no overflow): a quarter (at least one) "
+        "for transactions, the rest for the single statements of the hot path (refresh "
+        "rotation, client lookups). See Scaling for the arithmetic against `max_connections`.",
     )
     database_connect_timeout: float = Field(
         default=5.0,

@@ -24,21 +24,24 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
-from sqlalchemy.util import greenlet_spawn
 
 from authserver.settings import Settings
 from authserver.store.dialect import SQLITE, Dialect, Prepared, dialect_for
+from authserver.store.driver_pool import DriverPool
 
 READ_ONLY = "authserver_read_only"  # execution option: SQLite begins a deferred transaction
+RECYCLE_SECONDS = 1800  # PostgreSQL: a connection older than this is closed, not reused
 
 
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
     dialect: Dialect
+    # PostgreSQL: the connections `fetch_row` runs its statements on (store/driver_pool.py).
+    driver_pool: DriverPool | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -75,50 +78,42 @@ class Database:
     ) -> Mapping[str, Any] | None:
         """Run one hot-path statement; its first row (by column name), or None.
 
-        PostgreSQL: on the driver, in autocommit (see Prepared). A `read_only` statement is
-        retried once on a fresh connection if the pooled one turns out to be dead (the first
-        request after a database restart); a write is not, since its lost reply may have
-        committed.
+        PostgreSQL: on a connection of `driver_pool`, in autocommit (see Prepared). A
+        `read_only` statement is retried once on another connection if the first one turns out
+        to be dead (the first request after a database restart); a write is not, since its lost
+        reply may have committed.
         """
-        if self.dialect.name != "postgresql":
+        if self.driver_pool is None:
             connection = self.read() if read_only else self.statement()
             async with connection as conn:
                 row = (await conn.execute(prepared.statement, dict(values))).first()
             return None if row is None else cast(Mapping[str, Any], row._mapping)
         sql, args = prepared.postgresql(values)
-        checked_out = False
         try:
-            async with self._driver() as driver:
-                checked_out = True
-                record: Mapping[str, Any] | None = await driver.fetchrow(sql, *args)
-                return record
+            return await self._fetch_on_driver(sql, args)
         except self.dialect.driver_disconnects:
-            if not (read_only and checked_out):  # down, not merely a stale connection
+            if not read_only:
                 raise
-        async with self._driver() as driver:  # _driver() invalidated the stale pool; reconnect
-            retried: Mapping[str, Any] | None = await driver.fetchrow(sql, *args)
-            return retried
+        return await self._fetch_on_driver(sql, args)
 
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[Any]:
-        """PostgreSQL only: the asyncpg connection itself, borrowed from the same pool.
-        Statements run in autocommit: no transaction is opened.
-
-        A lost connection marks every pooled connection made before it as stale, as SQLAlchemy
-        does on its own path, so after a database restart the next checkouts reconnect.
-        """
-        # The pooled connection without SQLAlchemy's Connection wrapper: half the checkout cost.
-        # Returning or closing it may await inside the adapter, hence greenlet_spawn.
-        raw = await self.engine.raw_connection()
+    async def _fetch_on_driver(self, sql: str, args: list[Any]) -> Mapping[str, Any] | None:
+        """One statement on a pooled driver connection. The connection goes back to the pool
+        only if the statement ended cleanly; after anything else (an SQL error, a lost
+        connection, the request's deadline cancelling it mid-flight) its state is unknown, and
+        it is closed."""
+        pool = self.driver_pool
+        assert pool is not None
+        lease = await pool.acquire()
         try:
-            yield raw.driver_connection
-        except self.dialect.driver_disconnects as exc:
-            # No public API does this; it is what Connection._handle_dbapi_exception calls.
-            self.engine.sync_engine.pool._invalidate(raw, exc, _checkin=False)
-            await greenlet_spawn(raw.invalidate, exc)
+            record: Mapping[str, Any] | None = await lease.connection.fetchrow(sql, *args)
+        except self.dialect.driver_disconnects:
+            pool.discard(lease, lost=True)
             raise
-        finally:
-            await greenlet_spawn(raw.close)
+        except BaseException:
+            pool.discard(lease)
+            raise
+        pool.release(lease)
+        return record
 
     async def ping(self) -> None:
         """One trivial query: raises one of `dialect.unavailable` if the database cannot answer."""
@@ -126,25 +121,41 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     def pool_stats(self) -> PoolStats | None:
-        """The pool's counters right now, for the metrics (None for a pool without them)."""
+        """The pools' counters right now, SQLAlchemy's and `driver_pool` together, for the
+        metrics (None for a pool without them)."""
         pool = self.engine.sync_engine.pool
         if not isinstance(pool, QueuePool):  # StaticPool: the in-memory SQLite of tests
             return None
+        size, checked_out = pool.size(), pool.checkedout()
+        if self.driver_pool is not None:
+            size += self.driver_pool.size
+            checked_out += self.driver_pool.in_use
         return PoolStats(
-            size=pool.size(),
-            checked_out=pool.checkedout(),
+            size=size,
+            checked_out=checked_out,
             overflow=max(0, pool.overflow()),  # negative while fewer than `size` are open
         )
 
     async def dispose(self) -> None:
+        if self.driver_pool is not None:
+            await self.driver_pool.close()
         await self.engine.dispose()
 
 
 @dataclass(frozen=True)
 class PoolStats:
     size: int
-    checked_out: int  # includes the raw connections `driver()` borrows
+    checked_out: int
     overflow: int
+
+
+def split_pool_size(size: int) -> tuple[int, int]:
+    """DATABASE_POOL_SIZE (at least 2) shared between SQLAlchemy's pool (transactions and
+    everything else) and `driver_pool` (the hot path's single statements, most of the
+    traffic): a quarter, at least one, and the rest. Neither waits for the other's
+    connections, and together they never hold more than `size`."""
+    sqlalchemy = max(1, size // 4)
+    return sqlalchemy, size - sqlalchemy
 
 
 def open_database(settings: Settings) -> Database:
@@ -153,21 +164,44 @@ def open_database(settings: Settings) -> Database:
     dialect = dialect_for(settings.database_url)
     if dialect is SQLITE:
         return Database(_sqlite_engine(url.database), SQLITE)
+    from authserver.store.postgresql import driver_pool
+
+    sqlalchemy_size, driver_size = split_pool_size(settings.database_pool_size)
+    connect_args = {
+        "timeout": settings.database_connect_timeout,
+        "command_timeout": 30,
+        "server_settings": {"application_name": "authserver"},
+    }
     engine = create_async_engine(
         url,
         hide_parameters=True,  # errors and logs must never carry hashes or digests
-        pool_size=settings.database_pool_size,
+        pool_size=sqlalchemy_size,
         max_overflow=0,
         pool_timeout=settings.database_connect_timeout,
         pool_pre_ping=False,
-        pool_recycle=1800,
-        connect_args={
-            "timeout": settings.database_connect_timeout,
-            "command_timeout": 30,
-            "server_settings": {"application_name": "authserver"},
-        },
+        pool_recycle=RECYCLE_SECONDS,
+        connect_args=connect_args,
     )
-    return Database(engine, dialect)
+
+    def stale_sqlalchemy_pool() -> None:
+        # No public API does this: it is what SQLAlchemy calls when one of its own is lost.
+        engine.sync_engine.pool._invalidate(None, _checkin=False)  # type: ignore[arg-type]
+
+    hot = driver_pool(
+        engine.sync_engine,
+        connect_args,
+        size=driver_size,
+        timeout=settings.database_connect_timeout,
+        recycle=RECYCLE_SECONDS,
+        on_lost=stale_sqlalchemy_pool,
+    )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        if context.is_disconnect:  # SQLAlchemy's pool lost one: so, likely, did ours
+            hot.mark_stale()
+
+    return Database(engine, dialect, hot)
 
 
 def create_private_file(path: Path) -> None:

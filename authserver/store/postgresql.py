@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from authserver.store.dialect import UNAVAILABLE, Dialect, Errors
+from authserver.store.driver_pool import DriverPool
 
 # asyncpg's own errors for a lost or unusable connection (raised on the `Prepared` path).
 DRIVER_DISCONNECTS: Errors = (
@@ -47,6 +48,29 @@ POSTGRESQL = Dialect(
 LISTEN_FAILURES: Errors = (*POSTGRESQL.unavailable, asyncpg.PostgresError)
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+def driver_pool(
+    engine: Engine,
+    connect_args: dict[str, Any],
+    *,
+    size: int,
+    timeout: float,
+    recycle: float,
+    on_lost: Callable[[], None],
+) -> DriverPool:
+    """The hot path's pool (store/driver_pool.py): asyncpg connections made as the engine
+    makes its own, from the same URL (SQLAlchemy's dialect turns it into asyncpg's arguments,
+    query parameters such as `ssl` included) and with the same `connect_args`."""
+    _args, url_args = engine.dialect.create_connect_args(engine.url)
+    url_args.pop("prepared_statement_name_func", None)
+    cache_size = url_args.pop("prepared_statement_cache_size", 100)
+    arguments = {**url_args, "statement_cache_size": cache_size, **connect_args}
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(**arguments)
+
+    return DriverPool(connect, size=size, timeout=timeout, recycle=recycle, on_lost=on_lost)
 
 
 def compile_numbered(statement: Executable) -> tuple[str, tuple[str, ...]]:

@@ -49,8 +49,12 @@ async def plan(db: Database, prepared: Prepared) -> str:
         "window_start": now,
     }
     sql, args = prepared.postgresql(values)
-    async with db._driver() as driver:  # EXPLAIN without ANALYZE: nothing runs
-        rows = await driver.fetch("EXPLAIN " + sql, *args)
+    assert db.driver_pool is not None  # the connections the server runs them on
+    lease = await db.driver_pool.acquire()
+    try:  # EXPLAIN without ANALYZE: nothing runs
+        rows = await lease.connection.fetch("EXPLAIN " + sql, *args)
+    finally:
+        db.driver_pool.release(lease)
     return "\n".join(row[0] for row in rows)
 
 

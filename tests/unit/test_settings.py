@@ -73,6 +73,7 @@ def test_list_in_the_environment_is_json(
         ("", {"AUTHSERVER_SCOPES": "[bad"}, "scopes"),
         ("code_ttl = 601\n", {}, "code_ttl"),
         ("session_ttl = 0\n", {}, "session_ttl"),
+        ("database_pool_size = 1\n", {}, "database_pool_size"),  # two pools, one each at least
         ('templates_dir = "/nonexistent/templates"\n', {}, "templates_dir"),
     ],
 )
