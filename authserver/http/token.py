@@ -49,8 +49,7 @@ async def token_endpoint(request: Request) -> Response:
     except svc.db.dialect.unavailable:
         outcome = "temporarily_unavailable"
         response = error_response(temporarily_unavailable())
-    svc.metrics.token_requests.labels(grant_type, outcome).inc()
-    svc.metrics.token_duration.labels(grant_type).observe(time.perf_counter() - started)
+    svc.metrics.observe_token_request(grant_type, outcome, time.perf_counter() - started)
     return response
 
 

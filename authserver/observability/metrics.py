@@ -15,7 +15,7 @@ import contextlib
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
@@ -54,6 +54,22 @@ class Metrics:
     pool_checked_out: Gauge
     pool_overflow: Gauge
     multiprocess_dir: str | None  # set: values live in files shared by every worker
+    # The token metrics' children by (grant, outcome): both label sets are bounded (the known
+    # grants or "invalid"; OAuth error codes, fixed strings of ours).
+    _token_series: dict[tuple[str, str], tuple[Counter, Histogram]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def observe_token_request(self, grant: str, outcome: str, seconds: float) -> None:
+        """One token endpoint request: counted by grant and outcome, timed by grant. Each label
+        pair's children are looked up once: `labels()` validates the values, builds a key and
+        takes a lock on every call."""
+        series = self._token_series.get((grant, outcome))
+        if series is None:
+            series = (self.token_requests.labels(grant, outcome), self.token_duration.labels(grant))
+            self._token_series[grant, outcome] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def multiprocess_dir() -> str | None:
