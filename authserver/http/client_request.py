@@ -25,7 +25,7 @@ class ClientTokenRequest:
 async def read_client_token_request(request: Request, svc: Services) -> ClientTokenRequest:
     """Raises OAuthError (rendered by the app's handlers) on a bad form, client or token."""
     params = await read_form(request)
-    client = await authenticate_client(svc.db, client_credentials(request.headers, params))
+    client = await authenticate_client(svc.db, client_credentials(request.scope, params))
     note_client_id(request.scope, client.client_id)  # for the access log
     token = params.get("token")
     if token is None:

@@ -34,7 +34,7 @@ async def token_endpoint(request: Request) -> Response:
             raise invalid_request("The grant_type parameter is missing.")
         if requested_grant in GRANTS:
             grant_type = requested_grant
-        credentials = client_credentials(request.headers, params)
+        credentials = client_credentials(request.scope, params)
         if requested_grant in CONFIRMS_CLIENT:
             result = await _confirming_grant(request, svc, credentials, requested_grant, params)
         else:
