@@ -10,9 +10,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.errors import NO_STORE, OAuthError, invalid_client
+from authserver.errors import OAuthError, invalid_client
 from authserver.http.client_request import read_client_token_request
-from authserver.http.responses import JsonResponse
+from authserver.http.responses import NoStoreJsonResponse
 from authserver.services import Services
 from authserver.tokens.introspection import introspect
 
@@ -28,4 +28,4 @@ async def introspect_endpoint(request: Request) -> Response:
             "unauthorized_client", "The client may not use the introspection endpoint.", 403
         )
     body = await introspect(svc, asked.token, svc.clock())
-    return JsonResponse(body, headers=NO_STORE)
+    return NoStoreJsonResponse(body)

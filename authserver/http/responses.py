@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -23,6 +24,31 @@ class JsonResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+# NO_STORE as the header fields Starlette's `init_headers` makes of it.
+_NO_STORE_FIELDS = [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in NO_STORE.items()
+]
+
+
+class NoStoreJsonResponse(Response):
+    """200 with a JSON body that must not be cached (RFC 6749 §5.1, RFC 7009 §2.2, RFC 7662
+    §2.2): the bytes and fields `JsonResponse(content, headers=NO_STORE)` sends, in the same
+    order, with the header list built from prepared fields instead of Starlette's
+    `init_headers` (a mapping converted and searched on every response)."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Mapping[str, object]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = orjson.dumps(content)
+        self.raw_headers = [
+            *_NO_STORE_FIELDS,
+            (b"content-length", str(len(self.body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+        ]
 
 
 def error_response(error: OAuthError) -> JSONResponse:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.errors import NO_STORE
 from authserver.http.client_ip import client_ip
 from authserver.http.client_request import read_client_token_request
-from authserver.http.responses import JsonResponse
+from authserver.http.responses import NoStoreJsonResponse
 from authserver.services import Services
 from authserver.tokens.revocation import revoke_token, token_revoked
 
@@ -26,4 +25,4 @@ async def revoke_endpoint(request: Request) -> Response:
     ip = client_ip(request, svc.settings.trusted_proxies)
     await token_revoked(svc.db, revocation, actor=asked.client.client_id, ip=ip, now=svc.clock())
     # §2.2: 200 whether or not anything was revoked; the body carries nothing.
-    return JsonResponse({}, headers=NO_STORE)
+    return NoStoreJsonResponse({})

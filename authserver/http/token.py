@@ -13,12 +13,12 @@ from authserver.clients.authentication import (
     authenticate_client,
     authenticate_versioned_client,
 )
-from authserver.errors import NO_STORE, OAuthError, invalid_request, temporarily_unavailable
+from authserver.errors import OAuthError, invalid_request, temporarily_unavailable
 from authserver.grants import CONFIRMS_CLIENT, GRANTS, GrantRequest, TokenResponse
 from authserver.http.client_ip import client_ip as peer_ip
 from authserver.http.forms import client_credentials, read_form
 from authserver.http.request_log import note_client_id
-from authserver.http.responses import JsonResponse, error_response
+from authserver.http.responses import NoStoreJsonResponse, error_response
 from authserver.models import Client, StaleClient
 from authserver.services import Services
 
@@ -42,7 +42,7 @@ async def token_endpoint(request: Request) -> Response:
             note_client_id(request.scope, client.client_id)  # for the access log
             result = await _grant(request, svc, client, None, requested_grant, params)
         outcome = "success"
-        response: Response = JsonResponse(result.body(), headers=NO_STORE)
+        response: Response = NoStoreJsonResponse(result.body())
     except OAuthError as error:
         outcome = error.error
         response = error_response(error)
