@@ -74,18 +74,13 @@ class RequestIds:
 class AccessLog:
     """The latency observation and the access-log line of each answered request."""
 
-    _MAX_SERIES = 1024  # a bound on the cache below, far above the label combinations
-
-    def __init__(self) -> None:
-        # The histogram's child per label values: prometheus-client's `labels()` validates
-        # and locks on every call.
-        self._series: dict[tuple[object, str, str, int], Any] = {}
-
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         method = scope["method"]
         services = getattr(scope["app"].state, "services", None) if "app" in scope else None
         if services is not None:
-            self._observe(services.metrics.http_duration, scope, method, status, seconds)
+            services.metrics.observe_http_request(
+                method if method in _METHODS else "other", _metric_path(scope), status, seconds
+            )
         if not log.isEnabledFor(logging.INFO):
             return
         path = _logged_path(scope)
@@ -104,21 +99,12 @@ class AccessLog:
         }
         _write_line(fields)
 
-    def _observe(
-        self, histogram: Any, scope: Scope, method: str, status: int, seconds: float
-    ) -> None:
-        # Label values are bounded: unknown paths and invented methods must not grow the series.
-        known = scope.get("endpoint") is not None and not scope.get("path_params")
-        path = scope["path"] if known else "other"
-        key = (histogram, method, path, status)
-        series = self._series.get(key)
-        if series is None:
-            if len(self._series) >= self._MAX_SERIES:
-                self._series.clear()
-            series = self._series[key] = histogram.labels(
-                method if method in _METHODS else "other", path, str(status)
-            )
-        series.observe(seconds)
+
+def _metric_path(scope: Scope) -> str:
+    """The path label: a route's own path, else "other", so that unknown paths and invented
+    methods cannot grow the series."""
+    known = scope.get("endpoint") is not None and not scope.get("path_params")
+    return str(scope["path"]) if known else "other"
 
 
 _LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"

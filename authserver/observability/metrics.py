@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -54,22 +55,35 @@ class Metrics:
     pool_checked_out: Gauge
     pool_overflow: Gauge
     multiprocess_dir: str | None  # set: values live in files shared by every worker
-    # The token metrics' children by (grant, outcome): both label sets are bounded (the known
-    # grants or "invalid"; OAuth error codes, fixed strings of ours).
-    _token_series: dict[tuple[str, str], tuple[Counter, Histogram]] = field(
+    # Labelled children by (metric, label values): prometheus-client's `labels()` validates the
+    # values, builds a key and takes a lock on every call. Callers pass bounded label values;
+    # the bound below only keeps a mistake from growing the cache for ever.
+    _children: dict[tuple[object, ...], Any] = field(
         default_factory=dict, repr=False, compare=False
     )
 
     def observe_token_request(self, grant: str, outcome: str, seconds: float) -> None:
-        """One token endpoint request: counted by grant and outcome, timed by grant. Each label
-        pair's children are looked up once: `labels()` validates the values, builds a key and
-        takes a lock on every call."""
-        series = self._token_series.get((grant, outcome))
-        if series is None:
-            series = (self.token_requests.labels(grant, outcome), self.token_duration.labels(grant))
-            self._token_series[grant, outcome] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        """One token endpoint request: counted by grant and outcome, timed by grant (the
+        known grants or "invalid"; OAuth error codes, fixed strings of ours)."""
+        self._child(self.token_requests, grant, outcome).inc()
+        self._child(self.token_duration, grant).observe(seconds)
+
+    def observe_http_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        """One answered HTTP request's latency; `method` and `path` already bounded by the
+        caller (http/request_log.py)."""
+        self._child(self.http_duration, method, path, status).observe(seconds)
+
+    def _child(self, metric: Any, *values: object) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _MAX_CHILDREN:
+                self._children.clear()
+            child = self._children[key] = metric.labels(*(str(value) for value in values))
+        return child
+
+
+_MAX_CHILDREN = 1024  # far above the label combinations the server produces
 
 
 def multiprocess_dir() -> str | None:
