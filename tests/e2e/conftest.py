@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -219,10 +220,46 @@ def assert_ok(result: CliResult) -> None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port no one listens on, for a server the test starts next.
+
+    Not one the kernel picks (`bind(("127.0.0.1", 0))`): those come from the ephemeral range,
+    where every outgoing connection (to PostgreSQL, say) takes its local port too, so the port
+    could be taken between this check and the server's own bind ("address already in use").
+    Ports come from just below that range instead, from a slice of their own for each xdist
+    worker, and none is handed out twice in one process."""
+    first, size = _port_slice()
+    for _ in range(1000):
+        port = first + _random.randrange(size)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {first}-{first + size - 1}")
+
+
+_random = random.Random()
+_handed_out: set[int] = set()
+_WORKER_SLICES = 8  # xdist workers gw0 … gw7 get ports of their own; more share them
+
+
+def _port_slice() -> tuple[int, int]:
+    """The first port and the number of ports of this worker's slice, below the ephemeral range
+    (/proc/sys/net/ipv4/ip_local_port_range: 32768-60999 by default)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    below = min(low, 65536) - 10000  # 10,000 ports, above the well-known ones
+    below = max(below, 1024)
+    size = (min(low, 65536) - below) // _WORKER_SLICES
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % _WORKER_SLICES if worker.isdigit() else 0
+    return below + index * size, size
 
 
 class Server(NamedTuple):

@@ -16,19 +16,13 @@ from authserver.app import create_app
 from authserver.services import Services
 from authserver.settings import Settings
 from tests.conftest import RegisteredClient
+from tests.e2e.conftest import free_port
 from tests.helpers import assert_oauth_error, metric_value, password_login, refresh
 
 MakeClient = Callable[..., Awaitable[RegisteredClient]]
 MakeUser = Callable[..., Awaitable[str]]
 
 HTTP_COUNT = "authserver_http_request_duration_seconds_count"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

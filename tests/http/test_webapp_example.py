@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx2
 import pytest
 
 from authserver.authorize.pkce import is_valid_pkce_value, s256_challenge
+from tests.e2e.conftest import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ISSUER = "https://as.example"
@@ -219,9 +219,7 @@ def test_without_a_client_id_it_stops_with_one_line(monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 def uvicorn_webapp() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "WEBAPP_CLIENT_ID": "webapp"}
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(EXAMPLES), "webapp:app"]
     process = subprocess.Popen([*command, "--port", str(port), "--log-level", "warning"], env=env)
