@@ -13,11 +13,12 @@ is echoed in the response's X-Request-ID header and attached to every log line o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.types import Scope
 
@@ -74,6 +75,10 @@ class RequestIds:
 class AccessLog:
     """The latency observation and the access-log line of each answered request."""
 
+    def __init__(self) -> None:
+        self._json_lines = JsonAccessLines()
+        self._logged_paths = BoundedCache[bytes, str]()
+
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         method = scope["method"]
         services = getattr(scope["app"].state, "services", None) if "app" in scope else None
@@ -83,21 +88,116 @@ class AccessLog:
             )
         if not log.isEnabledFor(logging.INFO):
             return
-        path = _logged_path(scope)
+        raw_path: bytes | None = scope.get("raw_path")
+        path = self._logged_paths.get(raw_path) if raw_path else None
+        if path is None:
+            path = _logged_path(scope)
+            if raw_path:
+                self._logged_paths.put(raw_path, path)
         if services is not None:  # the address the login limits see (TRUSTED_PROXIES applied)
             peer: str | None = scope_client_ip(scope, services.settings.trusted_proxies)
         else:
             peer = scope["client"][0] if scope.get("client") else None
-        fields: dict[str, Any] = {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 2),
-            "request_id": request_id,
-            "client_id": scope.get(_CLIENT_ID),
-            "client_ip": peer,
-        }
-        _write_line(fields)
+        duration_ms = round(seconds * 1000, 2)
+        client_id = scope.get(_CLIENT_ID)
+        handler = _direct_handler()
+        if handler is None:
+            fields = _fields(method, path, status, duration_ms, request_id, client_id, peer)
+            log.handle(_record(fields))
+            return
+        formatter = handler.formatter
+        created = time.time()
+        try:
+            if type(formatter) is JsonFormatter:
+                line = self._json_lines.line(
+                    formatter.timestamp(created),
+                    method,
+                    path,
+                    status,
+                    duration_ms,
+                    request_id,
+                    client_id,
+                    peer,
+                )
+            else:
+                assert isinstance(formatter, TextFormatter)
+                args = _args(method, path, status, duration_ms, request_id, client_id, peer)
+                line = formatter.access_line(log.name, created, _LINE, args)
+            with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                handler.stream.write(line + handler.terminator)
+                handler.stream.flush()
+        except Exception:  # as StreamHandler.emit does
+            handler.handleError(
+                _record(_fields(method, path, status, duration_ms, request_id, client_id, peer))
+            )
+
+
+class JsonAccessLines:
+    """Access lines as `JsonFormatter.format` writes the access record: `json.dumps` of `ts`,
+    `level`, `logger` and the fields, in that order, with separators `,` and `:`.
+
+    Built from the JSON of each value, which is what `json.dumps` of the whole entry consists
+    of. Of a request's values, the method, path and status, and the client_id and client_ip,
+    repeat request after request, so their JSON is kept (a bounded cache each); only the
+    timestamp, the duration and the request id are written each time. The request id needs no
+    escaping: it is `[A-Za-z0-9._-]` (RequestIds). The duration is a finite float, whose JSON is
+    its `repr`. tests/unit/test_json_log_lines.py checks the lines against `format`'s."""
+
+    def __init__(self) -> None:
+        self._heads = BoundedCache[tuple[str, str, int], str]()
+        self._tails = BoundedCache[tuple[str | None, str | None], str]()
+
+    def line(
+        self,
+        ts: str,
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        request_id: str,
+        client_id: str | None,
+        client_ip: str | None,
+    ) -> str:
+        head = self._heads.get((method, path, status))
+        if head is None:
+            head = self._heads.put(
+                (method, path, status),
+                f'","level":"info","logger":{_json(log.name)},"method":{_json(method)},'
+                f'"path":{_json(path)},"status":{_json(status)},"duration_ms":',
+            )
+        tail = self._tails.get((client_id, client_ip))
+        if tail is None:
+            tail = self._tails.put(
+                (client_id, client_ip),
+                f'","client_id":{_json(client_id)},"client_ip":{_json(client_ip)}}}',
+            )
+        return f'{{"ts":"{ts}{head}{duration_ms!r},"request_id":"{request_id}{tail}'
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[K, V]):
+    """A dict that starts afresh past 1,024 entries: values that repeat from request to request,
+    whose keys a client could also make up without end."""
+
+    _LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[K, V] = {}
+        self.get = self._entries.get
+
+    def put(self, key: K, value: V) -> V:
+        if len(self._entries) >= self._LIMIT:
+            self._entries.clear()
+        self._entries[key] = value
+        return value
+
+
+def _json(value: object) -> str:
+    """`value` as `json.dumps` writes it inside the whole entry (JsonFormatter's `_dumps`)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _metric_path(scope: Scope) -> str:
@@ -108,51 +208,57 @@ def _metric_path(scope: Scope) -> str:
 
 
 _LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
-_DIRECT_FORMATTERS = (JsonFormatter, TextFormatter)
 
 
-def _write_line(fields: dict[str, Any]) -> None:
-    """Writes the access line of `fields`: the text of LOG_FORMAT=text is `_LINE` with these
-    values, the JSON line has the fields themselves.
+def _fields(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    request_id: str,
+    client_id: str | None,
+    client_ip: str | None,
+) -> dict[str, Any]:
+    """The access record's structured fields (LOG_FORMAT=json writes these)."""
+    return {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "request_id": request_id,
+        "client_id": client_id,
+        "client_ip": client_ip,
+    }
+
+
+def _args(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    request_id: str,
+    client_id: str | None,
+    client_ip: str | None,
+) -> tuple[Any, ...]:
+    """The access record's `_LINE` arguments (LOG_FORMAT=text writes these)."""
+    shown = method if method in _METHODS else "other"
+    return (shown, path, status, duration_ms, request_id, client_id, client_ip)
+
+
+def _direct_handler() -> logging.StreamHandler[Any] | None:
+    """The access logger's handler when it is the only one that would see the line and writes
+    it with one of our formatters unfiltered, as `serve` configures it; else None.
 
     Why not `log.info`: this line is written once per request, and for the JWKS it was about
     half of the pipeline's CPU time, most of it in the logging machinery rather than in the line
     (the LogRecord with its process, thread and file name, the handler lookup, a second lock for
     the flush). So when the line can only go to the one handler `serve` configures for it
     (`logging_config`: a StreamHandler on stdout with our formatter, no filters, no propagation),
-    it is formatted by that handler's formatter, from the same values a record would carry, and
-    written as `StreamHandler.emit` writes it: under the handler's lock, one write and one flush
-    per line, so no line waits in a buffer. Any other configuration (a test's caplog, another
-    handler, a filter) gets a LogRecord through `log.handle`, as before. The logger's level and
-    `disabled` are checked by the caller (`isEnabledFor`) either way.
-    """
-    args = (
-        fields["method"] if fields["method"] in _METHODS else "other",
-        fields["path"],
-        fields["status"],
-        fields["duration_ms"],
-        fields["request_id"],
-        fields["client_id"],
-        fields["client_ip"],
-    )
-    handler = _direct_handler()
-    if handler is None:
-        log.handle(_record(args, fields))
-        return
-    formatter = handler.formatter
-    assert isinstance(formatter, _DIRECT_FORMATTERS)
-    try:
-        line = formatter.access_line(log.name, time.time(), _LINE, args, fields)
-        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            handler.stream.write(line + handler.terminator)
-            handler.stream.flush()
-    except Exception:
-        handler.handleError(_record(args, fields))  # as StreamHandler.emit does
-
-
-def _direct_handler() -> logging.StreamHandler[Any] | None:
-    """The access logger's handler when it is the only one that would see the line and writes
-    it with one of our formatters unfiltered, as `serve` configures it; else None."""
+    `record` formats it as that handler's formatter would format the record, and writes it as
+    `StreamHandler.emit` writes it: under the handler's lock, one write and one flush per line,
+    so no line waits in a buffer. Any other configuration (a test's caplog, another handler, a
+    filter) gets a LogRecord through `log.handle`. The logger's level and `disabled` are checked
+    by the caller (`isEnabledFor`) either way."""
     if log.propagate or log.filters or len(log.handlers) != 1:
         return None
     handler = log.handlers[0]
@@ -166,9 +272,13 @@ def _direct_handler() -> logging.StreamHandler[Any] | None:
     return handler
 
 
-def _record(args: tuple[Any, ...], fields: dict[str, Any]) -> logging.LogRecord:
+_DIRECT_FORMATTERS = (JsonFormatter, TextFormatter)
+
+
+def _record(fields: dict[str, Any]) -> logging.LogRecord:
     """The access line as a LogRecord: `log.info(_LINE, *args, extra={"fields": fields})`
     without its search of the stack for the caller (no format shows it)."""
+    args = _args(*fields.values())
     return log.makeRecord(
         log.name, logging.INFO, __file__, 0, _LINE, args, None, extra={"fields": fields}
     )

@@ -13,8 +13,6 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
-
 # The X-Request-ID of the request being answered (set by the access-log middleware).
 request_id_var: ContextVar[str | None] = ContextVar("authserver_request_id", default=None)
 
@@ -41,14 +39,10 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = self.formatException(record.exc_info)
         return _dumps(entry)
 
-    def access_line(
-        self, name: str, created: float, msg: str, args: tuple[Any, ...], fields: dict[str, Any]
-    ) -> str:
-        """What `format` returns for an INFO record of logger `name` created at `created` (time
-        .time()) with `msg % args` and `extra={"fields": fields}`, without the record."""
-        entry = self._head(name, "INFO", created, _msecs(created))
-        entry.update(fields)
-        return _dumps(entry)
+    def timestamp(self, created: float) -> str:
+        """The `ts` of a line written at `created` (`time.time()`), as `format` writes it for a
+        record created then: ISO 8601 UTC with milliseconds."""
+        return f"{self._timestamp(created)}.{_msecs(created):03d}Z"
 
     def _head(self, name: str, levelname: str, created: float, msecs: float) -> dict[str, Any]:
         return {
@@ -80,9 +74,7 @@ class TextFormatter(logging.Formatter):
             return super().formatTime(record, datefmt)
         return self._asctime(record.created, record.msecs)
 
-    def access_line(
-        self, name: str, created: float, msg: str, args: tuple[Any, ...], fields: dict[str, Any]
-    ) -> str:
+    def access_line(self, name: str, created: float, msg: str, args: tuple[Any, ...]) -> str:
         """What `format` returns for an INFO record of logger `name` created at `created` (time
         .time()) with `msg % args` (and no exception), without the record."""
         return f"{self._asctime(created, _msecs(created))} INFO {name}: {msg % args}"
@@ -103,29 +95,7 @@ def _msecs(created: float) -> int:
 
 
 def _dumps(entry: dict[str, Any]) -> str:
-    """`json.dumps(entry, separators=(",", ":"), default=str)`, through orjson when that gives
-    the same text, about ten times faster: a flat entry of plain ASCII values and floats written
-    without an exponent (every access line). Anything else (escapes json.dumps would write
-    differently, NaN, exponents, integers past 64 bits, nested values) goes to json.dumps."""
-    for value in entry.values():
-        kind = type(value)
-        if kind is float:
-            if not (value == 0 or 1e-4 <= abs(value) < 1e16):  # finite, repr without exponent
-                break
-        elif kind not in _FLAT:
-            break
-    else:
-        try:
-            line = orjson.dumps(entry)
-        except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits
-            line = b"\x80"
-        if line.isascii() and _DEL not in line:
-            return line.decode("ascii")
     return json.dumps(entry, separators=(",", ":"), default=str)
-
-
-_FLAT = frozenset({str, int, float, bool, type(None)})
-_DEL = bytes([0x7F])  # valid in JSON as is; json.dumps escapes it
 
 
 def logging_config(log_format: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from authserver.http.request_log import BoundedCache, JsonAccessLines, RequestIds
 from authserver.observability.logs import TEXT_FORMAT, JsonFormatter, TextFormatter
 
 ODD_VALUES: list[Any] = [
@@ -77,28 +78,73 @@ def test_the_timestamp_is_utc_with_milliseconds() -> None:
     assert parsed["message"] == "hello"
 
 
+ACCESS_LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
+
+
+def access_record(created: float, values: tuple[Any, ...]) -> logging.LogRecord:
+    """The record the access log makes when it cannot write directly (`log.handle`)."""
+    names = ["method", "path", "status", "duration_ms", "request_id", "client_id", "client_ip"]
+    line = logging.LogRecord(
+        "authserver.access", logging.INFO, __file__, 0, ACCESS_LINE, values, None
+    )
+    line.fields = dict(zip(names, values, strict=True))
+    line.created, line.msecs = created, int((created - int(created)) * 1000) + 0.0
+    return line
+
+
 @pytest.mark.parametrize("client_id", [*ODD_VALUES[:13], "é", "\x7f"], ids=repr)
 @pytest.mark.parametrize("created", [1796400000.25, 1796400000.9999, 1796400059.001, 0.5])
 def test_the_access_line_without_a_record_is_the_records_line(
     client_id: Any, created: float
 ) -> None:
-    """`access_line` (the access log's direct write) gives what `format` gives for the record
-    the access log would otherwise make, for both LOG_FORMATs; text as `logging.Formatter` with
-    TEXT_FORMAT (serve's text format before TextFormatter) writes it."""
-    msg = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
-    args = ("GET", "/x", 200, 1.5, "id-1", client_id, "127.0.0.1")
-    fields = dict(
-        zip(["method", "path", "status", "duration_ms", "request_id"], args, strict=False)
-    )
-    fields |= {"client_id": client_id, "client_ip": "127.0.0.1"}
-    line = logging.LogRecord("authserver.access", logging.INFO, __file__, 0, msg, args, None)
-    line.fields = fields
-    line.created, line.msecs = created, int((created - int(created)) * 1000) + 0.0
+    """The access log's direct write gives what `format` gives for the record the access log
+    would otherwise make, for both LOG_FORMATs; text as `logging.Formatter` with TEXT_FORMAT
+    (serve's text format before TextFormatter) writes it."""
+    values = ("GET", "/x", 200, 1.5, "id-1", client_id, "127.0.0.1")
+    line = access_record(created, values)
     json_formatter, text_formatter = JsonFormatter(), TextFormatter()
-    name = "authserver.access"
-    assert json_formatter.access_line(name, created, msg, args, fields) == json_formatter.format(
-        line
-    )
+    direct = JsonAccessLines().line(json_formatter.timestamp(created), *values)
+    assert direct == json_formatter.format(line)
     stock = logging.Formatter(TEXT_FORMAT).format(line)
-    assert text_formatter.access_line(name, created, msg, args, fields) == stock
+    assert text_formatter.access_line("authserver.access", created, ACCESS_LINE, values) == stock
     assert text_formatter.format(line) == stock
+
+
+def test_random_direct_access_lines_are_the_records_lines() -> None:
+    """Values that repeat (served from JsonAccessLines' caches) and values that do not, odd
+    characters in the path and the client_id, every kind of request id the server makes."""
+    rng = random.Random(7)
+    formatter, lines, ids = JsonFormatter(), JsonAccessLines(), RequestIds()
+
+    def text(limit: int) -> str:
+        return "".join(
+            chr(rng.choice([rng.randrange(0x20, 0x7F), rng.randrange(0, 0x3000)]))
+            for _ in range(rng.randrange(0, limit))
+        )
+
+    paths = ["/token", "/.well-known/jwks.json", *("/" + text(12) for _ in range(40))]
+    clients = [None, "web", "é-app", *(text(8) for _ in range(20))]
+    for _ in range(5000):
+        created = 1796400000 + rng.random() * 120
+        values = (
+            rng.choice(["GET", "POST", "HEAD", "PROPFIND"]),
+            rng.choice(paths),
+            rng.choice([200, 304, 400, 401, 404, 503]),
+            round(rng.random() * rng.choice([1, 100, 10**6]), 2),
+            rng.choice([ids.new(), ids.for_request(b"lb-1._-Z9"), "a" * 128]),
+            rng.choice(clients),
+            rng.choice(["127.0.0.1", "2001:db8::1", "unknown", None]),
+        )
+        assert lines.line(formatter.timestamp(created), *values) == formatter.format(
+            access_record(created, values)
+        )
+
+
+def test_the_caches_start_afresh_past_their_bound() -> None:
+    cache = BoundedCache[int, int]()
+    for key in range(1024):
+        cache.put(key, key)
+    assert cache.get(0) == 0
+    cache.put(1024, 1024)
+    assert cache.get(0) is None
+    assert cache.get(1024) == 1024
