@@ -58,7 +58,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
             workers=workers,
             proxy_headers=False,  # X-Forwarded-For is handled by TRUSTED_PROXIES, not uvicorn
             server_header=False,
-            http="authserver.http.header_limit:HeaderLimitedHttpTools",  # 431 past 16 KiB
+            http="authserver.http.protocol:ServerHttpProtocol",  # http/protocol.py
             access_log=False,  # our own access log (authserver.access) never logs query strings
             log_level="info",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
