@@ -12,12 +12,8 @@ server-CPU-second measured a few seconds apart; the report is the median ratio a
     .venv/bin/python bench/ab.py --baseline /tmp/base --scenario refresh --pairs 12
 
 A is `--baseline`'s `authserver` package (a checkout or worktree: its migrations are used for
-its database), run with this checkout's virtualenv, or with `--peer node-oidc-provider` the peer
-server of bench/peers.py (`npm ci --prefix bench/peers/node-oidc-provider` first); B is this
-checkout, with `--b-env NAME=VALUE` in its server's environment if given. The other options are
+its database), run with this checkout's virtualenv; B is this checkout. The other options are
 bench/run.py's (`--duration`, `--warmup`, `--concurrency`, `--cheap-hash`, the cores).
-
-    .venv/bin/python bench/ab.py --peer node-oidc-provider --scenario jwks
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ from console import BenchError, log
 from cpu import process_tree_cpu
 from database import Postgres, drop_database, drop_orphans, throwaway_name
 from options import Options, parse_options
-from peers import NodeOidcProvider
 from report import Window
 from session import Session
 
@@ -81,33 +76,8 @@ def together(sessions: dict[str, Session], scenario: str) -> list[Window]:
     return windows
 
 
-def start_build(
-    options: Options, postgres: Postgres, cleanup: contextlib.ExitStack, name: str
-) -> Session:
-    """authserver as `options` runs it, on a throwaway database of its own, ready."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"authserver-ab-{name}-"))
-    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-    database = throwaway_name()
-    postgres.create_database(database)
-    cleanup.callback(drop_database, postgres, database)
-    session = Session(options, postgres, workdir)
-    cleanup.callback(session.stop)
-    session.prepare(database)
-    return session
-
-
-def start_peer(options: Options, cleanup: contextlib.ExitStack) -> Session:
-    """node-oidc-provider (bench/peers.py), in memory, ready."""
-    workdir = Path(tempfile.mkdtemp(prefix="authserver-ab-peer-"))
-    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-    peer = NodeOidcProvider(options, workdir)
-    cleanup.callback(peer.stop)
-    peer.prepare()
-    return peer
-
-
 def compare(
-    options: Options, baseline: Path | None, scenario: str, pairs: int, b_env: list[str]
+    options: Options, baseline: Path, scenario: str, pairs: int, b_env: list[str]
 ) -> list[float]:
     """The B / A ratios of requests per server-CPU-s, one per round of four windows."""
     postgres = Postgres(options.postgres)
@@ -115,15 +85,18 @@ def compare(
         cleanup.callback(postgres.close)
         postgres.connect()
         drop_orphans(postgres)
+        sessions = {}
         b_options = dataclasses.replace(options, authserver=["env", *b_env, *options.authserver])
-        sessions: dict[str, Session] = {
-            "A": (
-                start_peer(options, cleanup)
-                if baseline is None
-                else start_build(baseline_options(options, baseline), postgres, cleanup, "A")
-            ),
-            "B": start_build(b_options, postgres, cleanup, "B"),
-        }
+        for name, build in (("A", baseline_options(options, baseline)), ("B", b_options)):
+            workdir = Path(tempfile.mkdtemp(prefix=f"authserver-ab-{name}-"))
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+            database = throwaway_name()
+            postgres.create_database(database)
+            cleanup.callback(drop_database, postgres, database)
+            session = Session(build, postgres, workdir)
+            cleanup.callback(session.stop)
+            session.prepare(database)
+            sessions[name] = session
         ratios = []
         for round_ in range(1, pairs + 1):
             a, b = (per_cpu(window) for window in together(sessions, scenario))
@@ -134,11 +107,7 @@ def compare(
 
 def main() -> int:
     parser = argparse.ArgumentParser(add_help=False)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--baseline", type=Path, help="A: the authserver package under this path")
-    which.add_argument(
-        "--peer", choices=["node-oidc-provider"], help="A: the peer server (bench/peers.py)"
-    )
+    parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--scenario", choices=["refresh", "jwks", "password"], default="jwks")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument(
@@ -153,8 +122,7 @@ def main() -> int:
     defaults = ["--duration", "3", "--warmup", "0.5"]
     options = parse_options([*defaults, *rest])
     try:
-        baseline = own.baseline.resolve() if own.baseline else None
-        ratios = compare(options, baseline, own.scenario, own.pairs, own.b_env)
+        ratios = compare(options, own.baseline.resolve(), own.scenario, own.pairs, own.b_env)
     except BenchError as exc:
         log(f"error: {exc}")
         return 2
