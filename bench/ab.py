@@ -14,6 +14,10 @@ server-CPU-second measured a few seconds apart; the report is the median ratio a
 A is `--baseline`'s `authserver` package (a checkout or worktree: its migrations are used for
 its database), run with this checkout's virtualenv; B is this checkout. The other options are
 bench/run.py's (`--duration`, `--warmup`, `--concurrency`, `--cheap-hash`, the cores).
+
+Builds of authserver only: two different runtimes sharing a core do not slow each other alike
+(node-oidc-provider's refresh rate rose by 88 % over 8 shared rounds while authserver's held), so
+peers are compared alone on the core, in alternating windows (`bench/run.py --peer`).
 """
 
 from __future__ import annotations
