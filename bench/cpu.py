@@ -58,13 +58,13 @@ def load_average() -> str:
     return "unknown"
 
 
-def openssl_rsa2048_signs(cpu: int) -> float | None:
-    """`openssl speed -seconds 3 rsa2048` on one core: RSA-2048 signatures per second."""
+def openssl_rsa2048_signs(cpu: int, seconds: int = 3) -> float | None:
+    """`openssl speed -seconds N rsa2048` on one core: RSA-2048 signatures per second."""
     openssl = shutil.which("openssl")
     if openssl is None:
         return None
     done = subprocess.run(
-        pinned(cpu, [openssl, "speed", "-seconds", "3", "rsa2048"]),
+        pinned(cpu, [openssl, "speed", "-seconds", str(seconds), "rsa2048"]),
         capture_output=True,
         text=True,
         timeout=120,

@@ -193,6 +193,11 @@ def peer_report(
                 f"| {label} ÷ sign/s | {a['per_server_cpu_s'] / signs:.2f} "
                 f"| {b['per_server_cpu_s'] / signs:.2f} | |"
             )
+        if a["per_sign"] == a["per_sign"] and b["per_sign"] == b["per_sign"]:
+            lines.append(
+                f"| {label} ÷ sign/s, each window's own (median) | {a['per_sign']:.2f} "
+                f"| {b['per_sign']:.2f} | |"
+            )
         lines.append(
             f"| {summary.scenario} p50 / p99 ms | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} "
             f"| {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | |"

@@ -41,6 +41,8 @@ class Window:
     db_cpu_s: float  # NaN for a server without a database
     wall_s: float
     server: str = "authserver"
+    # openssl's RSA-2048 sign rate on the server's core right after the window (NaN: none)
+    signs_per_s: float = float("nan")
 
     @property
     def completed(self) -> int:
@@ -63,6 +65,7 @@ class Window:
             "load_cpu_util": float(self.load["load_cpu_s"]) / float(self.load["elapsed_s"]),
             "logins_per_s": float(self.load.get("logins_per_s", 0.0)),  # mixed only
             "login_p99_ms": float(self.load.get("login_p99_ms", 0.0)),
+            "per_sign": per_cpu / self.signs_per_s,  # NaN without a sign rate
         }
 
     def describe(self) -> str:
@@ -120,6 +123,14 @@ def rsa_lines(summaries: list[Summary], signs_per_s: float | None) -> list[str]:
         "RS256 sign cost (`openssl speed -seconds 3 rsa2048`, one core): "
         f"{signs_per_s:,.0f} sign/s = {1000 / signs_per_s:.3f} ms per signature."
     ]
+    for summary in summaries:
+        ratios = [w.figures()["per_sign"] for w in summary.windows]
+        if summary.scenario in ("refresh", "jwks") and all(r == r for r in ratios):  # not NaN
+            lines.append(
+                f"Each {summary.scenario} window against the sign rate measured on its core right "
+                f"after it (`openssl speed -seconds 2`): median {summary.median['per_sign']:.3f} "
+                f"(windows: {', '.join(f'{r:.3f}' for r in ratios)})."
+            )
     refresh = next((s for s in summaries if s.scenario == "refresh"), None)
     if refresh is not None:
         per_cpu = refresh.median["per_server_cpu_s"]

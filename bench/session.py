@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from console import BenchError, log
-from cpu import pids_cpu, process_tree_cpu
+from cpu import openssl_rsa2048_signs, pids_cpu, process_tree_cpu
 from database import Postgres
 from options import HOST, Options
 from processes import die_with_parent, pinned, stop_process, tail
@@ -66,10 +66,16 @@ class Session:
             self.seed()
         return Summary(name, [self.window(name, run) for run in range(1, self.options.runs + 1)])
 
+    @property
+    def first_core(self) -> int:
+        """The server's (first) core, where the sign rate is measured."""
+        return int(self.options.server_cpu.split(",")[0])
+
     def window(self, scenario: str, run: int) -> Window:
         """One measured window, logged."""
         window = self.measure(scenario, run)
-        log(window.describe())
+        window.signs_per_s = openssl_rsa2048_signs(self.first_core, seconds=2) or math.nan
+        log(f"{window.describe()}, {window.signs_per_s:,.0f} sign/s after it")
         if window.load["first_error"]:
             log(f"  first error: {window.load['first_error']}")
         return window
