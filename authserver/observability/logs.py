@@ -24,6 +24,8 @@ class JsonFormatter(logging.Formatter):
         super().__init__(*args, **kwargs)
         self._second = -1
         self._second_text = ""
+        self._millisecond = -1
+        self._millisecond_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = self._head(record.name, record.levelname, record.created, record.msecs)
@@ -41,8 +43,14 @@ class JsonFormatter(logging.Formatter):
 
     def timestamp(self, created: float) -> str:
         """The `ts` of a line written at `created` (`time.time()`), as `format` writes it for a
-        record created then: ISO 8601 UTC with milliseconds."""
-        return f"{self._timestamp(created)}.{_msecs(created):03d}Z"
+        record created then: ISO 8601 UTC with milliseconds. The text is kept for the rest of
+        its millisecond (at 20,000 requests a second, the next 20 access lines)."""
+        second = int(created)
+        millisecond = second * 1000 + int((created - second) * 1000)  # `_msecs`, inlined
+        if millisecond != self._millisecond:
+            self._millisecond = millisecond
+            self._millisecond_text = f"{self._timestamp(created)}.{millisecond % 1000:03d}Z"
+        return self._millisecond_text
 
     def _head(self, name: str, levelname: str, created: float, msecs: float) -> dict[str, Any]:
         return {

@@ -148,3 +148,15 @@ def test_the_caches_start_afresh_past_their_bound() -> None:
     cache.put(1024, 1024)
     assert cache.get(0) is None
     assert cache.get(1024) == 1024
+
+
+def test_timestamps_of_lines_in_the_same_millisecond_and_the_next_are_the_records() -> None:
+    """JsonFormatter.timestamp keeps the text of the last millisecond: lines in it share it, the
+    next millisecond and the next second get their own."""
+    formatter = JsonFormatter()
+    values = ("GET", "/x", 200, 0.5, "id-1", None, "127.0.0.1")
+    lines = JsonAccessLines()
+    base = 1796400000
+    for created in [base + 0.2501, base + 0.2509, base + 0.2511, base + 0.9999, base + 1.0001]:
+        direct = lines.line(formatter.timestamp(created), *values)
+        assert direct == formatter.format(access_record(created, values))
