@@ -100,38 +100,44 @@ class AccessLog:
             peer: str | None = scope_client_ip(scope, services.settings.trusted_proxies)
         else:
             peer = scope["client"][0] if scope.get("client") else None
-        duration_ms = round(seconds * 1000, 2)
-        client_id = scope.get(_CLIENT_ID)
+        values: AccessValues = (
+            method,
+            path,
+            status,
+            round(seconds * 1000, 2),
+            request_id,
+            scope.get(_CLIENT_ID),
+            peer,
+        )
         handler = _direct_handler()
         if handler is None:
-            fields = _fields(method, path, status, duration_ms, request_id, client_id, peer)
-            log.handle(_record(fields))
+            log.handle(_record(values))
             return
         formatter = handler.formatter
         created = time.time()
         try:
             if type(formatter) is JsonFormatter:
-                line = self._json_lines.line(
-                    formatter.timestamp(created),
-                    method,
-                    path,
-                    status,
-                    duration_ms,
-                    request_id,
-                    client_id,
-                    peer,
-                )
+                line = self._json_lines.line(formatter.timestamp(created), values)
             else:
                 assert isinstance(formatter, TextFormatter)
-                args = _args(method, path, status, duration_ms, request_id, client_id, peer)
-                line = formatter.access_line(log.name, created, _LINE, args)
+                line = formatter.access_line(log.name, created, _LINE, _text_args(values))
             with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
                 handler.stream.write(line + handler.terminator)
                 handler.stream.flush()
         except Exception:  # as StreamHandler.emit does
-            handler.handleError(
-                _record(_fields(method, path, status, duration_ms, request_id, client_id, peer))
-            )
+            handler.handleError(_record(values))
+
+
+# One access line's values, in the order of its JSON fields (_FIELDS): method, path, status,
+# duration_ms, request_id, client_id, client_ip. A plain tuple: made once per request.
+AccessValues = tuple[str, str, int, float, str, str | None, str | None]
+_FIELDS = ("method", "path", "status", "duration_ms", "request_id", "client_id", "client_ip")
+
+
+def _text_args(values: AccessValues) -> tuple[Any, ...]:
+    """The arguments of `_LINE` (LOG_FORMAT=text): an invented method shows as "other"."""
+    method = values[0]
+    return (method if method in _METHODS else "other", *values[1:])
 
 
 class JsonAccessLines:
@@ -149,17 +155,8 @@ class JsonAccessLines:
         self._heads = BoundedCache[tuple[str, str, int], str]()
         self._tails = BoundedCache[tuple[str | None, str | None], str]()
 
-    def line(
-        self,
-        ts: str,
-        method: str,
-        path: str,
-        status: int,
-        duration_ms: float,
-        request_id: str,
-        client_id: str | None,
-        client_ip: str | None,
-    ) -> str:
+    def line(self, ts: str, values: AccessValues) -> str:
+        method, path, status, duration_ms, request_id, client_id, client_ip = values
         head = self._heads.get((method, path, status))
         if head is None:
             head = self._heads.put(
@@ -212,41 +209,6 @@ def _metric_path(scope: Scope) -> str:
 _LINE = "%s %s %d %.2fms request_id=%s client_id=%s client_ip=%s"
 
 
-def _fields(
-    method: str,
-    path: str,
-    status: int,
-    duration_ms: float,
-    request_id: str,
-    client_id: str | None,
-    client_ip: str | None,
-) -> dict[str, Any]:
-    """The access record's structured fields (LOG_FORMAT=json writes these)."""
-    return {
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": duration_ms,
-        "request_id": request_id,
-        "client_id": client_id,
-        "client_ip": client_ip,
-    }
-
-
-def _args(
-    method: str,
-    path: str,
-    status: int,
-    duration_ms: float,
-    request_id: str,
-    client_id: str | None,
-    client_ip: str | None,
-) -> tuple[Any, ...]:
-    """The access record's `_LINE` arguments (LOG_FORMAT=text writes these)."""
-    shown = method if method in _METHODS else "other"
-    return (shown, path, status, duration_ms, request_id, client_id, client_ip)
-
-
 def _direct_handler() -> logging.StreamHandler[Any] | None:
     """The access logger's handler when it is the only one that would see the line and writes
     it with one of our formatters unfiltered, as `serve` configures it; else None.
@@ -277,12 +239,18 @@ def _direct_handler() -> logging.StreamHandler[Any] | None:
 _DIRECT_FORMATTERS = (JsonFormatter, TextFormatter)
 
 
-def _record(fields: dict[str, Any]) -> logging.LogRecord:
+def _record(values: AccessValues) -> logging.LogRecord:
     """The access line as a LogRecord: `log.info(_LINE, *args, extra={"fields": fields})`
     without its search of the stack for the caller (no format shows it)."""
-    args = _args(*fields.values())
     return log.makeRecord(
-        log.name, logging.INFO, __file__, 0, _LINE, args, None, extra={"fields": fields}
+        log.name,
+        logging.INFO,
+        __file__,
+        0,
+        _LINE,
+        _text_args(values),
+        None,
+        extra={"fields": dict(zip(_FIELDS, values, strict=True))},
     )
 
 

@@ -103,7 +103,7 @@ def test_the_access_line_without_a_record_is_the_records_line(
     values = ("GET", "/x", 200, 1.5, "id-1", client_id, "127.0.0.1")
     line = access_record(created, values)
     json_formatter, text_formatter = JsonFormatter(), TextFormatter()
-    direct = JsonAccessLines().line(json_formatter.timestamp(created), *values)
+    direct = JsonAccessLines().line(json_formatter.timestamp(created), values)
     assert direct == json_formatter.format(line)
     stock = logging.Formatter(TEXT_FORMAT).format(line)
     assert text_formatter.access_line("authserver.access", created, ACCESS_LINE, values) == stock
@@ -135,7 +135,7 @@ def test_random_direct_access_lines_are_the_records_lines() -> None:
             rng.choice(clients),
             rng.choice(["127.0.0.1", "2001:db8::1", "unknown", None]),
         )
-        assert lines.line(formatter.timestamp(created), *values) == formatter.format(
+        assert lines.line(formatter.timestamp(created), values) == formatter.format(
             access_record(created, values)
         )
 
@@ -158,5 +158,5 @@ def test_timestamps_of_lines_in_the_same_millisecond_and_the_next_are_the_record
     lines = JsonAccessLines()
     base = 1796400000
     for created in [base + 0.2501, base + 0.2509, base + 0.2511, base + 0.9999, base + 1.0001]:
-        direct = lines.line(formatter.timestamp(created), *values)
+        direct = lines.line(formatter.timestamp(created), values)
         assert direct == formatter.format(access_record(created, values))
