@@ -69,5 +69,5 @@ class PairedWriteTransport:
         held = self._held
         return self._transport.get_write_buffer_size() + (0 if held is None else len(held))
 
-    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading…
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading, resume_reading…
         return getattr(self._transport, name)
