@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from authserver.http.request_log import BoundedCache, JsonAccessLines, RequestIds
+from authserver.http.access_lines import BoundedCache, JsonAccessLines
+from authserver.http.request_log import RequestIds
 from authserver.observability.logs import TEXT_FORMAT, JsonFormatter, TextFormatter
 
 ODD_VALUES: list[Any] = [
@@ -103,7 +104,7 @@ def test_the_access_line_without_a_record_is_the_records_line(
     values = ("GET", "/x", 200, 1.5, "id-1", client_id, "127.0.0.1")
     line = access_record(created, values)
     json_formatter, text_formatter = JsonFormatter(), TextFormatter()
-    direct = JsonAccessLines().line(json_formatter.timestamp(created), values)
+    direct = JsonAccessLines("authserver.access").line(json_formatter.timestamp(created), values)
     assert direct == json_formatter.format(line)
     stock = logging.Formatter(TEXT_FORMAT).format(line)
     assert text_formatter.access_line("authserver.access", created, ACCESS_LINE, values) == stock
@@ -114,7 +115,7 @@ def test_random_direct_access_lines_are_the_records_lines() -> None:
     """Values that repeat (served from JsonAccessLines' caches) and values that do not, odd
     characters in the path and the client_id, every kind of request id the server makes."""
     rng = random.Random(7)
-    formatter, lines, ids = JsonFormatter(), JsonAccessLines(), RequestIds()
+    formatter, lines, ids = JsonFormatter(), JsonAccessLines("authserver.access"), RequestIds()
 
     def text(limit: int) -> str:
         return "".join(
@@ -155,7 +156,7 @@ def test_timestamps_of_lines_in_the_same_millisecond_and_the_next_are_the_record
     next millisecond and the next second get their own."""
     formatter = JsonFormatter()
     values = ("GET", "/x", 200, 0.5, "id-1", None, "127.0.0.1")
-    lines = JsonAccessLines()
+    lines = JsonAccessLines("authserver.access")
     base = 1796400000
     for created in [base + 0.2501, base + 0.2509, base + 0.2511, base + 0.9999, base + 1.0001]:
         direct = lines.line(formatter.timestamp(created), values)
