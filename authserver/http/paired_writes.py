@@ -44,11 +44,14 @@ class PairedWriteTransport:
         self.write(b"".join(chunks))
 
     def flush(self) -> None:
-        """Send what is held now (the end-of-turn callback; a no-op when nothing is)."""
+        """Send what is held now (the end-of-turn callback; a no-op when nothing is). If the
+        transport closed in the meantime (uvloop closes it itself on a socket error), the bytes
+        are dropped, as its own buffer's are: a write would raise in the loop's callback."""
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()

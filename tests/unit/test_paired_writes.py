@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from authserver.http.paired_writes import PairedWriteTransport
 
 
@@ -20,6 +22,8 @@ class RecordingTransport(asyncio.Transport):
 
     def write(self, data: Any) -> None:
         self.calls.append(("write", bytes(data)))
+        if self.closing:  # as uvloop's stream does once its handle is closed
+            raise RuntimeError("unable to perform operation; the handler is closed")
 
     def close(self) -> None:
         self.calls.append("close")
@@ -102,3 +106,16 @@ async def test_the_rest_is_the_wrapped_transports() -> None:
     assert transport.get_write_buffer_size() == 7 + 5
     inner.closing = True
     assert transport.is_closing() is True
+
+
+async def test_what_is_held_is_dropped_if_the_connection_closed_under_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvloop closes a transport itself on a socket error; the end-of-turn flush then has
+    nowhere to send, and must not raise in the loop's callback (a logged traceback)."""
+    transport, inner = paired()
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    inner.closing = True
+    await asyncio.sleep(0)
+    assert inner.calls == []
+    assert "Exception in callback" not in caplog.text
