@@ -90,7 +90,9 @@ class AccessLog:
             )
         if not log.isEnabledFor(logging.INFO):
             return
-        raw_path: bytes | None = scope.get("raw_path")
+        # Only a known route's path is cached: a path no route matched is the client's to make
+        # up, and may even hold a token (redacted in the line, but not to be kept after it).
+        raw_path: bytes | None = scope.get("raw_path") if scope.get("endpoint") else None
         path = self._logged_paths.get(raw_path) if raw_path else None
         if path is None:
             path = _logged_path(scope)
