@@ -15,6 +15,15 @@ answers a token response with a fresh refresh token.
 
 It prints the floor's refreshes per server-CPU-s, openssl's sign rate on the same core, and their
 ratio. A ratio below the target means no server on this stack reaches it on this machine.
+
+    .venv/bin/python bench/floor.py --rules         # the floor plus the rules issue 13 keeps
+
+`--rules` adds to every request what issue 13 says every optimisation must keep, done by
+authserver's own code for each: the X-Request-ID (`RequestIds`, echoed in the response), the
+REQUEST_TIMEOUT deadline (`Deadlines`), the latency histogram and, for a refresh, the token
+request counter and histogram (`Metrics`), and the JSON access line on stdout (`AccessLog`, with
+logging configured as `serve` configures it; stdout goes to a file, as in `bench/run.py`). Still
+nothing of routing, Starlette, SQLAlchemy, forms or client authentication.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +49,79 @@ from server import free_port  # noqa: E402
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+RULES = ("id", "deadline", "metrics", "line")
+
+
 def app_factory() -> Any:
     """The ASGI app (built in the server process: uvicorn's --factory)."""
+    bare = bare_app()
+    rules = os.environ.get("FLOOR_RULES")
+    if rules is None:
+        return bare
+    return with_rules(bare, set(filter(None, rules.split(","))))
+
+
+def with_rules(app: Any, rules: set[str]) -> Any:
+    """`app` with the per-request rules of issue 13 named in `rules`, by authserver's own code
+    (see --rules). With none named, authserver's modules are still imported (and their objects
+    built), which measures what their mere presence in the process costs."""
+    import logging.config
+
+    from authserver.http.request_log import AccessLog, RequestIds
+    from authserver.http.timeout import Deadlines
+    from authserver.observability.logs import logging_config
+    from authserver.observability.metrics import make_metrics
+
+    logging.config.dictConfig(logging_config("json"))
+    request_ids, deadlines, metrics, access_log = (
+        RequestIds(),
+        Deadlines(5.0),
+        make_metrics(),
+        AccessLog(),
+    )
+    with_id, with_deadline = "id" in rules, "deadline" in rules
+    with_metrics, with_line = "metrics" in rules, "line" in rules
+
+    async def ruled(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        request_id = ""
+        status = 0
+        if with_id:
+            incoming = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
+            request_id = request_ids.for_request(incoming)
+            echoed = [(b"x-request-id", request_id.encode("ascii"))]
+        else:
+            echoed = []
+
+        async def send_with_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message["headers"], *echoed]}
+            await send(message)
+
+        deadline = deadlines.start() if with_deadline else None
+        try:
+            await app(scope, receive, send_with_status)
+        finally:
+            if deadline is not None:
+                deadlines.finish(deadline)
+            seconds = time.perf_counter() - began
+            if with_metrics:
+                if scope["method"] == "POST":
+                    metrics.observe_token_request("refresh_token", "success", seconds)
+                metrics.observe_http_request(scope["method"], scope["path"], status, seconds)
+            if with_line:
+                access_log.record(scope, status, seconds, request_id)
+
+    return ruled
+
+
+def bare_app() -> Any:
+    """The stack alone: one statement and one signature per refresh, the prepared JWKS."""
     import asyncpg
     import orjson
     from joserfc.jwk import RSAKey
@@ -144,9 +225,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenario", choices=["refresh", "jwks"], default="refresh")
+    parser.add_argument(
+        "--rules",
+        nargs="?",
+        const=",".join(RULES),
+        help=f"add issue 13's per-request rules: all, or some of {','.join(RULES)} "
+        "(an empty value: none, but authserver imported)",
+    )
     options = parser.parse_args()
     signs = openssl_rsa2048_signs(0)
     port = free_port()
+    access_lines = tempfile.TemporaryFile()  # noqa: SIM115  # closed with the server, below
     server = subprocess.Popen(
         [
             "taskset",
@@ -168,6 +257,11 @@ def main() -> None:
             "warning",
         ],
         cwd=HERE,
+        env={
+            **os.environ,
+            **({} if options.rules is None else {"FLOOR_RULES": options.rules}),
+        },
+        stdout=access_lines,
     )
     try:
         wait_listening(port)
@@ -225,6 +319,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        access_lines.close()
 
 
 if __name__ == "__main__":
