@@ -11,7 +11,10 @@ KNOCKOUT takes one or more of these names, comma-separated:
 - histogram: the latency histogram (the line stays);
 - write: the line's write to stdout (it is still built);
 - client-ip: the client IP of the line (a constant instead);
-- gc-off: the garbage collector (`gc.disable()` at start).
+- gc-off: the garbage collector (`gc.disable()` at start);
+- histogram-unlocked: prometheus-client's values without their lock (`MutexValue.inc`);
+- histogram-dict: the latency histogram as a plain dict of bucket lists, no prometheus-client;
+- unpaired: uvicorn's own transport instead of the paired writes (http/paired_writes.py).
 
 Python imports `sitecustomize` at start-up from the first directory on its path that has one,
 so this runs in B's server process only.
@@ -64,3 +67,32 @@ if _WHAT:
         _replace(request_log, "_direct_handler", _direct_handler_without_writes)
     if "gc-off" in _WHAT:
         gc.disable()
+    if "histogram-unlocked" in _WHAT:
+        from prometheus_client import values
+
+        def _inc_unlocked(self: Any, amount: float) -> None:
+            self._value += amount
+
+        _replace(values.MutexValue, "inc", _inc_unlocked)
+    if "histogram-dict" in _WHAT:
+        import bisect
+
+        from authserver.observability.metrics import LATENCY_BUCKETS
+
+        _series: dict[tuple[str, str, int], list[float]] = {}
+
+        def _observe_in_dict(_self: Any, method: str, path: str, status: int, s: float) -> None:
+            counts = _series.get((method, path, status))
+            if counts is None:
+                counts = _series[(method, path, status)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            counts[bisect.bisect_left(LATENCY_BUCKETS, s)] += 1
+            counts[-1] += s
+
+        _replace(Metrics, "observe_http_request", _observe_in_dict)
+    if "unpaired" in _WHAT:
+        from authserver.http import protocol
+        from authserver.http.header_limit import HeaderLimitedHttpTools
+
+        _replace(
+            protocol.ServerHttpProtocol, "connection_made", HeaderLimitedHttpTools.connection_made
+        )
