@@ -233,6 +233,11 @@ def main() -> None:
         "(an empty value: none, but authserver imported)",
     )
     options = parser.parse_args()
+    unknown = set(filter(None, (options.rules or "").split(","))) - set(RULES)
+    if unknown:
+        parser.error(
+            f"--rules: no such rule {', '.join(sorted(unknown))} (rules: {', '.join(RULES)})"
+        )
     signs = openssl_rsa2048_signs(0)
     port = free_port()
     access_lines = tempfile.TemporaryFile()  # noqa: SIM115  # closed with the server, below
